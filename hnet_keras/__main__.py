@@ -1,0 +1,3 @@
+from hnet_keras.cli import main
+
+main()

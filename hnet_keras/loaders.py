@@ -1,0 +1,252 @@
+"""Loaders that feed Keras: from archives on disk, or synthesized on the fly from images.
+
+All of them yield ``(x, y)`` normalized as the network expects:
+``x = (images - 127.5) / 127.5`` (float32, (B, P, P, 2)) and ``y = offsets / rho``
+(float32, (B, 8)). They use numpy and ``keras.utils.PyDataset`` only, so they feed
+Keras under the TensorFlow, JAX or PyTorch backend alike.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter, OrderedDict
+
+import keras
+import numpy as np
+
+from .archive import archive_length, list_archives, read_archive
+from .images import read_grayscale, resolve_image_source
+from .synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
+
+__all__ = [
+    "normalize_images",
+    "normalize_offsets",
+    "denormalize_offsets",
+    "data_loader",
+    "ArchiveDataset",
+    "OnTheFlyDataset",
+    "load_prepared_images",
+    "synthesize_pairs",
+]
+
+
+def normalize_images(images):
+    """uint8 pairs to the network's input range [-1, 1]: ``(x - 127.5) / 127.5``."""
+    return (np.asarray(images, np.float32) - 127.5) / 127.5
+
+
+def normalize_offsets(offsets, rho=32):
+    """Pixel offsets to the regression target ``offsets / rho``."""
+    return np.asarray(offsets, np.float32) / np.float32(rho)
+
+
+def denormalize_offsets(targets, rho=32):
+    """Regression outputs back to pixel offsets."""
+    return np.asarray(targets, np.float64) * rho
+
+
+def data_loader(path, batch_size=64, rho=32, shuffle=False, seed=None):
+    """Infinite generator of normalized ``(x, y)`` batches, looping over the archives.
+
+    The loader of the published Keras notebook, made robust: it holds one archive in
+    memory at a time, validates every file (errors name it) and can shuffle the
+    archive order and the samples of each archive with a seed.
+
+    Args:
+        path: a folder of ``.npz`` archives or one archive.
+        batch_size: samples per batch; the last batch of an archive may be smaller.
+        rho: the offsets' normalization.
+        shuffle: shuffle archives and samples each pass.
+        seed: seed of the shuffling.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    archives = list_archives(path)
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(len(archives)) if shuffle else range(len(archives))
+        for a in order:
+            images, offsets = read_archive(archives[a])
+            samples = rng.permutation(len(images)) if shuffle else np.arange(len(images))
+            for start in range(0, len(samples), batch_size):
+                chosen = samples[start : start + batch_size]
+                if shuffle:
+                    chosen = np.sort(chosen)
+                yield normalize_images(images[chosen]), normalize_offsets(offsets[chosen], rho)
+            del images, offsets
+
+
+class ArchiveDataset(keras.utils.PyDataset):
+    """A shuffled, finite-per-epoch view of a folder of archives for ``model.fit``.
+
+    Each epoch, the archives are put in a seeded random order and taken in groups of
+    ``mix`` archives; the samples of a group are shuffled together. So batches mix
+    pairs of different archives while at most ``2 * mix`` archives are in memory.
+
+    Args:
+        path: a folder of archives or one archive.
+        batch_size: samples per batch (the last batch of an epoch may be smaller).
+        rho: the offsets' normalization.
+        shuffle: shuffle as above; ``False`` reads in file order.
+        seed: seed of the shuffling; epoch ``e`` uses ``(seed, e)``.
+        mix: archives shuffled together.
+        limit: use only the first ``limit`` samples of the dataset (for quick runs).
+    """
+
+    def __init__(self, path, batch_size=64, rho=32, shuffle=True, seed=0, mix=2, limit=None, **kwargs):
+        super().__init__(**kwargs)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.archives = list_archives(path)
+        self.lengths = np.array([archive_length(a) for a in self.archives])
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.size = int(self.starts[-1]) if limit is None else min(int(limit), int(self.starts[-1]))
+        self.batch_size, self.rho, self.shuffle, self.seed, self.mix = batch_size, rho, shuffle, seed, max(1, mix)
+        self._cache = OrderedDict()
+        self._epoch = 0
+        self._order = self._plan(0)
+
+    def __len__(self):
+        return -(-self.size // self.batch_size)
+
+    def _plan(self, epoch):
+        """The sample order of one epoch, as global indices."""
+        if not self.shuffle:
+            return np.arange(self.size)
+        rng = np.random.default_rng([int(self.seed), int(epoch)])
+        archive_order = rng.permutation(len(self.archives))
+        parts = []
+        for g in range(0, len(archive_order), self.mix):
+            group = archive_order[g : g + self.mix]
+            indices = np.concatenate([np.arange(self.starts[a], self.starts[a + 1]) for a in group])
+            parts.append(rng.permutation(indices))
+        order = np.concatenate(parts)
+        return order[order < self.size]
+
+    def on_epoch_end(self):
+        self._epoch += 1
+        self._order = self._plan(self._epoch)
+
+    def _archive(self, a):
+        if a in self._cache:
+            self._cache.move_to_end(a)
+        else:
+            self._cache[a] = read_archive(self.archives[a])
+            while len(self._cache) > 2 * self.mix:
+                self._cache.popitem(last=False)
+        return self._cache[a]
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for {len(self)} batches")
+        chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        owners = np.searchsorted(self.starts, chosen, side="right") - 1
+        images = np.empty((len(chosen),) + self._archive(owners[0])[0].shape[1:], np.uint8)
+        offsets = np.empty((len(chosen), 8), np.int64)
+        for a in np.unique(owners):
+            rows = owners == a
+            archive_images, archive_offsets = self._archive(a)
+            local = chosen[rows] - self.starts[a]
+            images[rows], offsets[rows] = archive_images[local], archive_offsets[local]
+        return normalize_images(images), normalize_offsets(offsets, self.rho)
+
+
+def load_prepared_images(images=None, config=TRAIN_PROTOCOL, progress=False):
+    """Read and prepare (step 1 of the recipe) every usable image, skipping bad ones.
+
+    Returns:
+        ``(prepared, skipped)``: a list of (H, W) uint8 arrays and a Counter of the
+        reasons images were skipped. Each skip is also warned about, naming the file.
+    """
+    paths = resolve_image_source(images)
+    prepared, skipped = [], Counter()
+    iterator = paths
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(paths, unit="img", desc="reading images")
+    for path in iterator:
+        gray, reason = read_grayscale(path)
+        if gray is None:
+            skipped["unreadable"] += 1
+            continue
+        try:
+            prepared.append(prepare_image(gray, config))
+        except ValueError as error:
+            warnings.warn(f"skipping {path}: {error}", stacklevel=2)
+            skipped["too small"] += 1
+    if not prepared:
+        raise ValueError(f"none of the {len(paths)} images is usable for {config}")
+    return prepared, skipped
+
+
+def synthesize_pairs(count, images=None, config=TRAIN_PROTOCOL, seed=0, prepared=None):
+    """A seeded in-memory set of ``count`` pairs, drawn evenly over the images.
+
+    Returns:
+        ``(pairs, offsets)``: (count, P, P, 2) uint8 and (count, 8) int64, the
+        archive format.
+    """
+    if prepared is None:
+        prepared, _ = load_prepared_images(images, config)
+    rng = np.random.default_rng(seed)
+    size = config.patch_size
+    pairs = np.empty((count, size, size, 2), np.uint8)
+    offsets = np.empty((count, 8), np.int64)
+    for i in range(count):
+        pair = sample_pair(prepared[i % len(prepared)], rng, config)
+        pairs[i] = pair.stacked
+        offsets[i] = pair.offsets
+    return pairs, offsets
+
+
+class OnTheFlyDataset(keras.utils.PyDataset):
+    """Pairs synthesized straight from images, with no archives on disk.
+
+    Batch ``i`` of epoch ``e`` is drawn from ``(seed, e, i)``, so a run is
+    reproducible and every epoch sees new pairs.
+
+    Args:
+        images: a folder, a list of paths, or ``None`` for the embedded photos.
+        batch_size: pairs per batch.
+        batches_per_epoch: the epoch length.
+        config: the recipe's sizes.
+        seed: the seed.
+        fixed: draw the same pairs every epoch (for a validation set).
+    """
+
+    def __init__(
+        self,
+        images=None,
+        batch_size=64,
+        batches_per_epoch=100,
+        config=TRAIN_PROTOCOL,
+        seed=0,
+        fixed=False,
+        prepared=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.prepared = prepared if prepared is not None else load_prepared_images(images, config)[0]
+        self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
+        self.config, self.seed, self.fixed = config, seed, fixed
+        self._epoch = 0
+
+    def __len__(self):
+        return self.batches_per_epoch
+
+    def on_epoch_end(self):
+        if not self.fixed:
+            self._epoch += 1
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for {len(self)} batches")
+        rng = np.random.default_rng([int(self.seed), self._epoch, int(index)])
+        size = self.config.patch_size
+        images = np.empty((self.batch_size, size, size, 2), np.uint8)
+        offsets = np.empty((self.batch_size, 8), np.int64)
+        for i, choice in enumerate(rng.integers(0, len(self.prepared), self.batch_size)):
+            pair = sample_pair(self.prepared[choice], rng, self.config)
+            images[i], offsets[i] = pair.stacked, pair.offsets
+        return normalize_images(images), normalize_offsets(offsets, self.config.rho)
