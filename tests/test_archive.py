@@ -1,0 +1,98 @@
+import zipfile
+
+import numpy as np
+import pytest
+
+import hnet_keras.archive as archive_module
+from hnet_keras.archive import ArchiveError, archive_length, list_archives, read_archive, write_archive
+
+
+def _pairs(n, seed=0, size=128):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, size, size, 2), dtype=np.uint8), rng.integers(-32, 33, (n, 8)).astype(np.int64)
+
+
+def test_full_default_archive_has_the_published_byte_size(tmp_path):
+    images = np.zeros((9216, 128, 128, 2), np.uint8)
+    offsets = np.zeros((9216, 8), np.int64)
+    path = write_archive(tmp_path / "full.npz", images, offsets)
+    assert path.stat().st_size == 302_580_104
+    with zipfile.ZipFile(path) as zipped:
+        assert all(info.compress_type == zipfile.ZIP_STORED for info in zipped.infolist())
+
+
+def test_round_trip_and_numpy_compatibility(tmp_path):
+    images, offsets = _pairs(7)
+    path = write_archive(tmp_path / "a.npz", images, offsets)
+    loaded_images, loaded_offsets = read_archive(path)
+    np.testing.assert_array_equal(loaded_images, images)
+    np.testing.assert_array_equal(loaded_offsets, offsets)
+    with np.load(path, allow_pickle=False) as plain:  # any numpy reads it
+        np.testing.assert_array_equal(plain["offsets"], offsets)
+    assert archive_length(path) == 7
+
+
+def test_same_pairs_give_the_same_bytes(tmp_path):
+    images, offsets = _pairs(5)
+    first = write_archive(tmp_path / "one.npz", images, offsets).read_bytes()
+    second = write_archive(tmp_path / "two.npz", images, offsets).read_bytes()
+    assert first == second
+
+
+def test_archives_from_other_tools_load(tmp_path):
+    images, offsets = _pairs(7680 // 64)
+    np.savez(tmp_path / "other.npz", images=images, offsets=offsets)  # numpy's own writer, zip64 and all
+    loaded_images, loaded_offsets = read_archive(tmp_path / "other.npz")
+    np.testing.assert_array_equal(loaded_images, images)
+    assert archive_length(tmp_path / "other.npz") == len(offsets)
+
+
+def test_truncated_archive_error_names_the_file(tmp_path):
+    images, offsets = _pairs(4)
+    path = write_archive(tmp_path / "cut.npz", images, offsets)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ArchiveError, match="cut.npz"):
+        read_archive(path)
+    with pytest.raises(ArchiveError, match="cut.npz"):
+        archive_length(path)
+
+
+@pytest.mark.parametrize(
+    "arrays,message",
+    [
+        (dict(pictures=np.zeros((2, 128, 128, 2), np.uint8), offsets=np.zeros((2, 8), np.int64)), "missing key"),
+        (dict(images=np.zeros((2, 128, 128, 2), np.float32), offsets=np.zeros((2, 8), np.int64)), "uint8"),
+        (dict(images=np.zeros((2, 128, 128, 3), np.uint8), offsets=np.zeros((2, 8), np.int64)), "uint8"),
+        (dict(images=np.zeros((2, 128, 128, 2), np.uint8), offsets=np.zeros((2, 8), np.float64)), "int64"),
+        (dict(images=np.zeros((2, 128, 128, 2), np.uint8), offsets=np.zeros((3, 8), np.int64)), "int64"),
+        (dict(images=np.array([None, 1], dtype=object), offsets=np.zeros((2, 8), np.int64)), "bad.npz"),
+    ],
+)
+def test_wrong_keys_dtypes_shapes_and_pickles_are_refused(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ArchiveError, match=message) as raised:
+        read_archive(tmp_path / "bad.npz")
+    assert "bad.npz" in str(raised.value)
+
+
+def test_interrupted_write_leaves_nothing_a_loader_would_pick_up(tmp_path, monkeypatch):
+    images, offsets = _pairs(3)
+
+    def explode(array):
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(archive_module, "_npy_header", explode)
+    with pytest.raises(KeyboardInterrupt):
+        write_archive(tmp_path / "killed.npz", images, offsets)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_list_archives_errors(tmp_path):
+    with pytest.raises(ArchiveError, match="no .npz"):
+        list_archives(tmp_path)
+    with pytest.raises(ArchiveError, match="nowhere"):
+        list_archives(tmp_path / "nowhere")
+    (tmp_path / ".pairs_00000.npz.partial").write_bytes(b"half")
+    write_archive(tmp_path / "b.npz", *_pairs(1))
+    write_archive(tmp_path / "a.npz", *_pairs(1))
+    assert [p.name for p in list_archives(tmp_path)] == ["a.npz", "b.npz"]
