@@ -81,7 +81,8 @@ class ArchiveDataset(keras.utils.PyDataset):
 
     Each epoch, the archives are put in a seeded random order and taken in groups of
     ``mix`` archives; the samples of a group are shuffled together. So batches mix
-    pairs of different archives while at most ``2 * mix`` archives are in memory.
+    pairs of different archives while about ``mix`` archives are in memory (one more
+    while a batch straddles two groups).
 
     Args:
         path: a folder of archives or one archive.
@@ -128,12 +129,13 @@ class ArchiveDataset(keras.utils.PyDataset):
         self._order = self._plan(self._epoch)
 
     def _archive(self, a):
+        """Archive ``a`` from a least-recently-used cache of ``mix`` archives."""
         if a in self._cache:
             self._cache.move_to_end(a)
-        else:
-            self._cache[a] = read_archive(self.archives[a])
-            while len(self._cache) > 2 * self.mix:
-                self._cache.popitem(last=False)
+            return self._cache[a]
+        while len(self._cache) >= self.mix:  # evict before reading: memory stays bounded
+            self._cache.popitem(last=False)
+        self._cache[a] = read_archive(self.archives[a])
         return self._cache[a]
 
     def __getitem__(self, index):
@@ -141,13 +143,16 @@ class ArchiveDataset(keras.utils.PyDataset):
             raise IndexError(f"batch {index} out of range for {len(self)} batches")
         chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         owners = np.searchsorted(self.starts, chosen, side="right") - 1
-        images = np.empty((len(chosen),) + self._archive(owners[0])[0].shape[1:], np.uint8)
+        images = np.empty((len(chosen),) + self._archive(int(owners[0]))[0].shape[1:], np.uint8)
         offsets = np.empty((len(chosen), 8), np.int64)
-        for a in np.unique(owners):
+        # In order of first appearance, so the archives of the next group are read
+        # last and stay cached for the batches that follow.
+        for a in dict.fromkeys(owners.tolist()):
             rows = owners == a
             archive_images, archive_offsets = self._archive(a)
             local = chosen[rows] - self.starts[a]
             images[rows], offsets[rows] = archive_images[local], archive_offsets[local]
+            del archive_images, archive_offsets
         return normalize_images(images), normalize_offsets(offsets, self.rho)
 
 

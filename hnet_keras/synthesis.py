@@ -8,18 +8,20 @@
    warped by ``H_ab = getPerspectiveTransform(perturbed, original)`` (see
    :mod:`hnet_keras.geometry` for the convention).
 
-Only the patch window is warped (a translation composed with ``H_ab``): this samples
-the same pixels as warping the whole image and cropping, for a fraction of the work.
+Only the patch window is warped (``H_ab`` composed with a translation to the patch):
+this samples the same pixels as warping the whole image and cropping, for a fraction
+of the work.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from .geometry import patch_corners, translation
+from .geometry import patch_corners
 
 __all__ = [
     "SynthesisConfig",
@@ -119,6 +121,21 @@ def prepare_image(gray, config=TRAIN_PROTOCOL):
     return np.ascontiguousarray(resized[top : top + target_h, left : left + target_w])
 
 
+@functools.lru_cache(maxsize=64)
+def _draw_bounds(width, height, size, rho):
+    """Bounds of ``rng.integers`` for x, y and the 8 offsets (high exclusive)."""
+    low = np.array([rho, rho] + [-rho] * 8, np.int64)
+    high = np.array([width - size - rho + 1, height - size - rho + 1] + [rho + 1] * 8, np.int64)
+    return low, high
+
+
+@functools.lru_cache(maxsize=16)
+def _square(size):
+    square = patch_corners(size).astype(np.float32)
+    square.flags.writeable = False
+    return square
+
+
 def sample_pair(image, rng, config=TRAIN_PROTOCOL, warp="window"):
     """Steps 2-4 on a prepared image.
 
@@ -131,16 +148,24 @@ def sample_pair(image, rng, config=TRAIN_PROTOCOL, warp="window"):
     """
     size, rho = config.patch_size, config.rho
     height, width = image.shape
-    x = int(rng.integers(rho, width - size - rho + 1))
-    y = int(rng.integers(rho, height - size - rho + 1))
-    offsets = rng.integers(-rho, rho + 1, size=8).astype(np.int64)
-    original = patch_corners(size, (x, y))
-    perturbed = original + offsets.reshape(4, 2)
-    h_ab = cv2.getPerspectiveTransform(perturbed.astype(np.float32), original.astype(np.float32))
+    # One draw for the position and the 8 offsets: x, y, then offsets.
+    draws = rng.integers(*_draw_bounds(width, height, size, rho))
+    x, y = int(draws[0]), int(draws[1])
+    offsets = draws[2:]
+    square = _square(size)
+    perturbed = square + offsets.reshape(4, 2).astype(np.float32)
+    perturbed += (x, y)
     patch_a = image[y : y + size, x : x + size].copy()
     if warp == "window":
-        patch_b = cv2.warpPerspective(image, translation(-x, -y) @ h_ab, (size, size), flags=cv2.INTER_LINEAR)
+        # The map from patch-B pixels to image pixels is inv(H_ab) after a shift by
+        # (x, y): exactly getPerspectiveTransform(square, perturbed), used as an
+        # inverse map so OpenCV samples only the patch window.
+        to_image = cv2.getPerspectiveTransform(square, perturbed)
+        patch_b = cv2.warpPerspective(
+            image, to_image, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        )
     elif warp == "full":
+        h_ab = cv2.getPerspectiveTransform(perturbed, square + np.float32([x, y]))
         patch_b = cv2.warpPerspective(image, h_ab, (width, height), flags=cv2.INTER_LINEAR)[
             y : y + size, x : x + size
         ].copy()

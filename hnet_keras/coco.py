@@ -1,0 +1,394 @@
+"""MS-COCO 2017 images: a resumable, verified download and a crash-safe unzip.
+
+The zips are large (val2017 0.8 GB, train2017 19 GB), so a cut connection must not
+cost the bytes already fetched, and a killed run must never leave anything that a
+later run would take for good data:
+
+- bytes go to ``{split}.zip.partial``; a later call resumes it with an HTTP
+  ``Range`` request, or starts again from zero when the server ignores ranges;
+- size and MD5 are checked before the rename to ``{split}.zip``;
+- the zip is extracted into a hidden folder that is renamed to ``{split}/`` when
+  complete, and the marker ``.{split}.extracted``, written last, records that.
+
+Only the standard library talks to the server, so any HTTP mirror, a ``file://``
+URL or a plain local folder works as ``base_url`` (the offline path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "KNOWN_ZIPS",
+    "SPLITS",
+    "ChecksumError",
+    "DownloadError",
+    "download_coco",
+    "file_md5",
+    "zip_url",
+]
+
+DEFAULT_BASE_URL = "http://images.cocodataset.org/zips/"
+
+# Byte size and MD5 of each official zip. The MD5s are those checked by public
+# downloaders, e.g. PaddleDetection's ppdet/utils/download.py (train2017, val2017)
+# and several COCO download scripts listing all three; the sizes are the
+# Content-Length that images.cocodataset.org serves, as recorded in public
+# download logs and dataset manifests (val2017 alongside its MD5 and SHA-256).
+KNOWN_ZIPS = {
+    "train2017": {"size": 19_336_861_798, "md5": "cced6f7f71b7629ddf16f17bbcfab6b2"},
+    "val2017": {"size": 815_585_330, "md5": "442b8da7639aecaf257c1dceb8ba8c80"},
+    "test2017": {"size": 6_646_970_404, "md5": "77ad2c53ac5d0aea611d422c0938fb35"},
+}
+SPLITS = tuple(KNOWN_ZIPS)
+
+CHUNK_SIZE = 1 << 20
+_BAR = dict(unit="B", unit_scale=True, unit_divisor=1024)
+
+
+class DownloadError(ConnectionError):
+    """The transfer failed; whatever arrived is kept in ``.partial`` for a resume."""
+
+
+class ChecksumError(ValueError):
+    """A zip is not the expected file (size or MD5); it is never kept as ``{split}.zip``."""
+
+
+class _RangeRefused(Exception):
+    """The server will not continue the partial download: start again from zero."""
+
+
+def zip_url(split, base_url=DEFAULT_BASE_URL):
+    """The URL of ``{split}.zip`` under ``base_url``; a local folder becomes a ``file://`` URL."""
+    base = os.fspath(base_url)
+    if "://" not in base:
+        base = Path(base).expanduser().resolve().as_uri()
+    return base.rstrip("/") + f"/{split}.zip"
+
+
+def file_md5(path, chunk_size=CHUNK_SIZE, progress=False):
+    """MD5 hex digest of a file, read in chunks so that 19 GB never sit in memory."""
+    digest = _md5()
+    _hash_into(digest, Path(path), chunk_size, progress)
+    return digest.hexdigest()
+
+
+def download_coco(
+    split,
+    dest,
+    base_url=DEFAULT_BASE_URL,
+    unzip=True,
+    progress=True,
+    expected=None,
+    chunk_size=CHUNK_SIZE,
+    timeout=60,
+):
+    """Download, verify and unzip one MS-COCO 2017 image split.
+
+    Calling it again is cheap: a split already extracted, or a zip already
+    verified, is not fetched again, and an interrupted download resumes.
+
+    Args:
+        split: ``"train2017"``, ``"val2017"`` or ``"test2017"``.
+        dest: folder for ``{split}.zip`` and the extracted ``{split}/`` (created).
+        base_url: where ``{split}.zip`` lives: the official server, a mirror, a
+            ``file://`` URL or a local folder.
+        unzip: extract the zip into ``dest``; otherwise stop after the verified zip.
+        progress: show tqdm bars.
+        expected: ``{"size": int, "md5": str or None}`` overriding :data:`KNOWN_ZIPS`
+            (for another mirror's zip, or a test's small one).
+        chunk_size: bytes per read from the network and from disk.
+        timeout: seconds a connection or a read may stall before it counts as failed.
+
+    Returns:
+        The image folder ``dest/{split}``, or the zip ``dest/{split}.zip`` when
+        ``unzip`` is false. Once extracted, the zip may be deleted: the marker
+        ``dest/.{split}.extracted`` alone makes later calls skip the split.
+
+    Raises:
+        DownloadError: the server could not be reached or the transfer broke off;
+            the message names the URL, and the partial download is kept for a resume.
+        ChecksumError: the download (deleted) or an existing ``{split}.zip`` is not
+            the expected file.
+        ValueError: a bad argument, or a zip that is not a COCO ``{split}`` zip.
+    """
+    if split not in KNOWN_ZIPS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    want = _expected(split, expected)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    images = dest / split
+    if unzip and images.is_dir() and _marker(dest, split).is_file():
+        if progress:
+            print(f"{images} is already extracted")
+        return images
+    archive = _fetch(split, dest, zip_url(split, base_url), want, progress, int(chunk_size), timeout)
+    if not unzip:
+        return archive
+    _extract(archive, dest, split, progress)
+    return images
+
+
+def _expected(split, expected):
+    """The size and MD5 to check, from ``expected`` or the table; validated."""
+    entry = KNOWN_ZIPS[split] if expected is None else expected
+    if not isinstance(entry, dict) or "size" not in entry:
+        raise ValueError(f"expected must be a dict with 'size' and 'md5', got {expected!r}")
+    size, md5 = entry["size"], entry.get("md5")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"expected['size'] must be a positive int, got {size!r}")
+    if md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", str(md5)):
+        raise ValueError(f"expected['md5'] must be 32 hex digits or None, got {md5!r}")
+    return {"size": size, "md5": None if md5 is None else str(md5).lower()}
+
+
+def _md5():
+    try:
+        return hashlib.md5(usedforsecurity=False)
+    except TypeError:  # pragma: no cover - Python builds without the keyword
+        return hashlib.md5()
+
+
+def _hash_into(digest, path, chunk_size, progress, desc=None):
+    with open(path, "rb") as file, tqdm(
+        total=path.stat().st_size, desc=desc or f"md5 {path.name}", disable=not progress, leave=False, **_BAR
+    ) as bar:
+        while chunk := file.read(chunk_size):
+            digest.update(chunk)
+            bar.update(len(chunk))
+
+
+def _marker(dest, split):
+    return dest / f".{split}.extracted"
+
+
+def _stamp(dest, split):
+    return dest / f".{split}.zip.verified"
+
+
+def _write_json_atomic(path, payload):
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2))
+    os.replace(temporary, path)
+
+
+def _zip_is_good(archive, split, want, progress, chunk_size):
+    """Whether an existing ``{split}.zip`` is the expected file.
+
+    The stamp written after a verification (size, mtime, MD5) saves re-hashing
+    gigabytes on every call; any change to the file invalidates it.
+    """
+    stat = archive.stat()
+    if stat.st_size != want["size"]:
+        return False
+    stamp = _stamp(archive.parent, split)
+    try:
+        seen = json.loads(stamp.read_text())
+        if seen["size"] == stat.st_size and seen["mtime_ns"] == stat.st_mtime_ns and (
+            want["md5"] is None or seen["md5"] == want["md5"]
+        ):
+            return True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    digest = file_md5(archive, chunk_size, progress)
+    if want["md5"] is not None and digest != want["md5"]:
+        return False
+    _write_json_atomic(stamp, {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": digest})
+    return True
+
+
+def _fetch(split, dest, url, want, progress, chunk_size, timeout):
+    """``dest/{split}.zip``, verified: kept if already good, else downloaded or resumed."""
+    archive = dest / f"{split}.zip"
+    partial = dest / f"{split}.zip.partial"
+    if archive.exists():
+        if _zip_is_good(archive, split, want, progress, chunk_size):
+            if progress:
+                print(f"{archive} is already downloaded and verified")
+            return archive
+        raise ChecksumError(
+            f"{archive} exists but is not the expected {split}.zip ({archive.stat().st_size} bytes, "
+            f"expected {want['size']}, md5 {want['md5']}); delete it to download it again"
+        )
+    digest = None
+    for _ in range(2):  # a second pass only after the server refused to resume
+        offset = partial.stat().st_size if partial.exists() else 0
+        if offset > want["size"]:
+            partial.unlink()
+            offset = 0
+        digest = _md5()
+        if offset:
+            _hash_into(digest, partial, chunk_size, progress, desc=f"hashing {partial.name}")
+        if offset == want["size"]:
+            break  # complete already, only its check is missing
+        try:
+            with _open(url, offset, timeout, partial) as response:
+                digest = _transfer(response, url, partial, offset, digest, split, want, progress, chunk_size)
+            break
+        except _RangeRefused:
+            partial.unlink()
+    size = partial.stat().st_size
+    md5 = digest.hexdigest()
+    if size != want["size"] or (want["md5"] is not None and md5 != want["md5"]):
+        partial.unlink()
+        raise ChecksumError(
+            f"the download of {url} into {partial} is not the expected {split}.zip: {size} bytes, md5 {md5} "
+            f"(expected {want['size']} bytes, md5 {want['md5']}); it was deleted, so a new call downloads "
+            "it afresh (check the base URL if this repeats)"
+        )
+    with open(partial, "rb+") as file:
+        os.fsync(file.fileno())
+    os.replace(partial, archive)
+    stat = archive.stat()
+    _write_json_atomic(_stamp(dest, split), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": md5})
+    return archive
+
+
+def _kept(partial, offset):
+    if offset:
+        return f"; the partial download {partial} ({offset} bytes) is kept: run again to resume"
+    return "; nothing was kept (check the URL, or pass a mirror or local folder as the base URL)"
+
+
+def _open(url, offset, timeout, partial):
+    """The server's response, asking for the bytes from ``offset`` on."""
+    headers = {"User-Agent": "hnet_keras-download-coco"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as error:
+        error.close()
+        if error.code == 416 and offset:
+            raise _RangeRefused from None
+        raise DownloadError(f"cannot download {url}: HTTP {error.code} {error.reason}{_kept(partial, offset)}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        reason = getattr(error, "reason", None) or error
+        raise DownloadError(f"cannot download {url}: {reason}{_kept(partial, offset)}") from error
+
+
+def _transfer(response, url, partial, offset, digest, split, want, progress, chunk_size):
+    """Stream the body into ``partial`` (appended after a 206), hashing as it arrives."""
+    status = getattr(response, "status", None) or response.getcode()  # None for file://
+    length = response.headers.get("Content-Length")
+    length = int(length) if length and length.isdigit() else None
+    if offset and status == 206:
+        match = re.fullmatch(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", "").strip())
+        if not match or int(match.group(1)) != offset:
+            raise _RangeRefused
+        total = int(match.group(3)) if match.group(3) != "*" else (offset + length if length is not None else None)
+        mode = "ab"
+    elif status in (200, None):
+        offset, total, mode, digest = 0, length, "wb", _md5()
+    else:
+        raise DownloadError(f"cannot download {url}: unexpected HTTP status {status}{_kept(partial, offset)}")
+    if total is not None and total != want["size"]:
+        raise ChecksumError(
+            f"{url} is {total} bytes, but {split}.zip should be {want['size']}; "
+            "is the base URL a mirror of the official zips?"
+        )
+    written = offset
+    bar = tqdm(total=want["size"], initial=offset, desc=f"{split}.zip", disable=not progress, **_BAR)
+    try:
+        with open(partial, mode) as file:
+            while chunk := response.read(chunk_size):
+                file.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                bar.update(len(chunk))
+                if written > want["size"]:
+                    break  # more bytes than the zip has: the size check below rejects it
+    except (OSError, http.client.HTTPException) as error:
+        raise DownloadError(
+            f"the download of {url} broke off after {written} of {want['size']} bytes ({error})"
+            f"{_kept(partial, written)}"
+        ) from error
+    finally:
+        bar.close()
+    if written < want["size"]:
+        raise DownloadError(
+            f"the connection to {url} closed after {written} of {want['size']} bytes{_kept(partial, written)}"
+        )
+    return digest
+
+
+def _extract(archive, dest, split, progress):
+    """Unzip into a hidden folder, rename it to ``dest/{split}``, then write the marker."""
+    images = dest / split
+    work = dest / f".{split}.unzipping"
+    stale = dest / f".{split}.stale"
+    for leftover in (work, stale):  # from a killed run
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            members = bundle.infolist()
+            outside = [m.filename for m in members if PurePosixPath(m.filename).parts[:1] != (split,)]
+            if not members or outside:
+                raise ValueError(
+                    f"{archive} is not a COCO {split} zip: "
+                    + (f"{outside[0]!r} lies outside the folder {split}/" if outside else "it is empty")
+                )
+            work.mkdir()
+            total = sum(m.file_size for m in members)
+            with tqdm(total=total, desc=f"unzipping {split}", disable=not progress, **_BAR) as bar:
+                for member in members:
+                    bundle.extract(member, work)
+                    bar.update(member.file_size)
+    except zipfile.BadZipFile as error:
+        shutil.rmtree(work, ignore_errors=True)
+        raise ValueError(f"{archive} is not a readable zip: {error}") from error
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if images.exists():  # a folder without the marker: an unzip that did not finish
+        os.replace(images, stale)
+    os.replace(work / split, images)
+    files = sum(1 for m in members if not m.is_dir())
+    _write_json_atomic(_marker(dest, split), {"split": split, "zip": archive.name, "files": files})
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(stale, ignore_errors=True)
+
+
+def register_commands(subparsers):
+    """``download-coco``."""
+    sizes = ", ".join(f"{name} {entry['size'] / 1e9:.1f} GB" for name, entry in KNOWN_ZIPS.items())
+    parser = subparsers.add_parser(
+        "download-coco",
+        help="download, verify (MD5) and unzip MS-COCO 2017 images; resumable",
+        description="Download an MS-COCO 2017 image zip (resuming a partial download), check its size "
+        "and MD5, and unzip it into DEST/SPLIT. Running it again skips finished work.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--split", choices=SPLITS, default="val2017", help=f"which image zip ({sizes})")
+    parser.add_argument("--dest", required=True, help="folder for SPLIT.zip and the extracted SPLIT/ images")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
+                        help="where SPLIT.zip is fetched from: the official server, a mirror URL or a local folder")
+    parser.add_argument("--no-unzip", action="store_true", help="stop after the verified zip, do not extract it")
+    parser.set_defaults(func=_run_download_coco)
+
+
+def _run_download_coco(args):
+    try:
+        path = download_coco(args.split, args.dest, base_url=args.base_url, unzip=not args.no_unzip)
+    except DownloadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
