@@ -6,6 +6,7 @@ reason, so a dataset run can skip the file, count it and go on.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = [
     "list_images",
     "embedded_photo_paths",
     "read_grayscale",
+    "split_images",
     "resolve_image_source",
 ]
 
@@ -109,6 +111,25 @@ def resolve_image_source(images=None):
     if isinstance(images, (str, os.PathLike)):
         return list_images(images)
     return [Path(p) for p in images]
+
+
+def split_images(paths, validation=0.1, test=0.1):
+    """A fixed train/validation/test split of image files, by a hash of each file name.
+
+    The split of a file never depends on which other files are present or on their
+    order, so adding photos never moves a held-out photo into training.
+
+    Returns:
+        dict ``{"train": [...], "validation": [...], "test": [...]}`` of sorted paths.
+    """
+    if not (0 <= validation and 0 <= test and validation + test < 1):
+        raise ValueError(f"validation ({validation}) and test ({test}) must be >= 0 and sum to less than 1")
+    split = {"train": [], "validation": [], "test": []}
+    for path in sorted(Path(p) for p in paths):
+        fraction = int.from_bytes(hashlib.sha256(path.name.encode()).digest()[:8], "big") / 2**64
+        name = "test" if fraction < test else "validation" if fraction < test + validation else "train"
+        split[name].append(path)
+    return split
 
 
 def read_grayscale(path, warn=True):

@@ -62,3 +62,17 @@ def test_unreadable_files_are_reported_not_raised(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_grayscale(tmp_path / "fake.jpg", warn=False)[0] is None
+
+
+def test_split_is_fixed_by_file_name_and_disjoint(tmp_path):
+    from hnet_keras.images import split_images
+
+    names = [f"photo_{i:04d}.jpg" for i in range(400)]
+    split = split_images([tmp_path / n for n in names], validation=0.1, test=0.2)
+    assert sum(len(v) for v in split.values()) == 400
+    assert 50 < len(split["test"]) < 110 and 20 < len(split["validation"]) < 65
+    # the same file lands on the same side whatever else is in the list, and wherever it lives
+    fewer = split_images([tmp_path / "elsewhere" / n for n in names[::3]], validation=0.1, test=0.2)
+    assert {p.name for p in fewer["test"]} == {p.name for p in split["test"]} & set(names[::3])
+    with pytest.raises(ValueError, match="validation"):
+        split_images([], validation=0.6, test=0.5)
