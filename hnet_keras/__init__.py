@@ -36,6 +36,38 @@ _EXPORTS = {
     "synthesize_pairs": "loaders",
     "normalize_images": "loaders",
     "normalize_offsets": "loaders",
+    "load_prepared_images": "loaders",
+    # losses and models
+    "euclidean_l2": "losses",
+    "mace": "losses",
+    "mace_from_bins": "losses",
+    "MACE": "losses",
+    "make_mace": "losses",
+    "build_model": "models",
+    "offsets_to_bins": "models",
+    "decode_bins": "models",
+    "corner_confidence": "models",
+    "bin_centres": "models",
+    # training and prediction
+    "train": "training",
+    "Preset": "training",
+    "PRESETS": "training",
+    "get_preset": "training",
+    "TrainResult": "training",
+    "predict_offsets": "predict",
+    "estimate_homography": "predict",
+    "load_checkpoint": "pretrained",
+    "load_pretrained": "pretrained",
+    # evaluation
+    "BASELINES": "baselines",
+    "get_method": "baselines",
+    "network_method": "baselines",
+    "evaluate": "evaluation",
+    "load_test_set": "evaluation",
+    "PROTOCOLS": "evaluation",
+    "load_real_pairs": "real_pairs",
+    "evaluate_real_pairs": "real_pairs",
+    "robustness_sweep": "robustness",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,210 @@
+"""HomographyNet models: the paper's regression and classification networks, and a
+twin-MobileNetV2 transfer model.
+
+Every model takes the stacked pair, shape ``(input_size, input_size, 2)``, normalized
+to ``[-1, 1]``. The regression and MobileNet models output the 8 offsets divided by
+``rho``; the classification model outputs, for each of the 8 coordinates, a
+probability over ``bins`` offset values (the bin centres ``linspace(-rho, rho, bins)``).
+
+Models use Keras layers only (no ``Lambda``), so they save to ``.keras``, reload in
+safe mode and run under any Keras backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+from keras import layers
+
+__all__ = [
+    "MODEL_KINDS",
+    "build_model",
+    "bin_centres",
+    "offsets_to_bins",
+    "decode_bins",
+    "corner_confidence",
+]
+
+MODEL_KINDS = ("regression", "classification", "mobilenet")
+
+# The paper's 8 convolutions; a 2x2 max-pool follows the 2nd, 4th and 6th.
+_PAPER_FILTERS = (64, 64, 64, 64, 128, 128, 128, 128)
+_POOL_AFTER = (2, 4, 6)
+
+
+def build_model(kind="regression", **options):
+    """Build (not compile) a HomographyNet model.
+
+    Args:
+        kind: ``"regression"`` (the paper's regression network), ``"classification"``
+            (same trunk, 8 x ``bins`` softmax head) or ``"mobilenet"`` (twin
+            MobileNetV2 with shared weights).
+        **options: for ``regression`` and ``classification``:
+
+            * ``input_size`` (128): side of the square input patches; a multiple of 8.
+            * ``width`` (1.0): multiplier of the conv filters and of the 1024 FC units,
+              for CPU-sized variants.
+            * ``dense_units`` (``1024 * width``): units of the hidden FC layer.
+            * ``dropout`` (True): the paper's dropout 0.5 before both FC layers;
+              ``False`` removes the layers (ablation). A float sets the rate.
+            * ``batchnorm`` (True): ``False`` removes the BatchNorm layers (ablation).
+            * ``bins`` (21): classification only.
+
+            for ``mobilenet``: ``input_size`` (128, at least 32), ``width`` (1.0, the
+            MobileNetV2 ``alpha``), ``dense_units`` (512), ``dropout`` (True),
+            ``weights`` (``None``; ``"imagenet"`` downloads the pre-trained weights).
+
+    Returns:
+        An uncompiled ``keras.Model``; its ``name`` is ``hnet_<kind>``.
+    """
+    builders = {"regression": _build_paper, "classification": _build_paper, "mobilenet": _build_mobilenet}
+    if kind not in builders:
+        raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")
+    return builders[kind](kind=kind, **options)
+
+
+def _dropout_rate(dropout):
+    if dropout is True:
+        return 0.5
+    if dropout is False or dropout is None:
+        return 0.0
+    rate = float(dropout)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout must be a bool or a rate in [0, 1), got {dropout!r}")
+    return rate
+
+
+def _scaled(units, width):
+    return max(1, int(round(units * width)))
+
+
+def _build_paper(kind, input_size=128, width=1.0, dense_units=None, dropout=True, batchnorm=True, bins=21):
+    """The paper's VGG-like trunk and its regression or classification head."""
+    if input_size < 8 or input_size % 8:
+        raise ValueError(f"input_size must be a positive multiple of 8 (three 2x2 pools), got {input_size}")
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    if kind == "classification" and bins < 2:
+        raise ValueError(f"bins must be at least 2, got {bins}")
+    rate = _dropout_rate(dropout)
+    dense_units = _scaled(1024, width) if dense_units is None else int(dense_units)
+
+    model = keras.Sequential(name=f"hnet_{kind}")
+    model.add(keras.Input(shape=(input_size, input_size, 2), name="pair"))
+    for index, filters in enumerate(_PAPER_FILTERS, start=1):
+        model.add(layers.Conv2D(_scaled(filters, width), 3, padding="same", name=f"conv{index}"))
+        if batchnorm:
+            model.add(layers.BatchNormalization(name=f"bn{index}"))
+        model.add(layers.ReLU(name=f"relu{index}"))
+        if index in _POOL_AFTER:
+            model.add(layers.MaxPooling2D(2, name=f"pool{index}"))
+    model.add(layers.Flatten(name="flatten"))
+    if rate:
+        model.add(layers.Dropout(rate, name="dropout_fc1"))
+    model.add(layers.Dense(dense_units, activation="relu", name="fc1"))
+    if rate:
+        model.add(layers.Dropout(rate, name="dropout_out"))
+    if kind == "regression":
+        # float32 output keeps the loss exact under mixed precision.
+        model.add(layers.Dense(8, name="offsets", dtype="float32"))
+    else:
+        model.add(layers.Dense(8 * bins, name="logits"))
+        model.add(layers.Reshape((8, bins), name="coordinate_logits"))
+        model.add(layers.Softmax(axis=-1, name="probabilities", dtype="float32"))
+    return model
+
+
+def _select_channel(pair, channel, name):
+    """Channel ``channel`` of the pair repeated to 3 channels, by a frozen 1x1 convolution.
+
+    It both splits the stacked pair and turns grayscale into RGB without a Lambda
+    layer; the kernel is fixed here and saved with the weights.
+    """
+    selector = layers.Conv2D(3, 1, use_bias=False, trainable=False, kernel_initializer="zeros", name=name)
+    rgb = selector(pair)
+    kernel = np.zeros((1, 1, 2, 3), np.float32)
+    kernel[0, 0, channel, :] = 1.0
+    selector.set_weights([kernel])
+    return rgb
+
+
+def _build_mobilenet(kind, input_size=128, width=1.0, dense_units=512, dropout=True, weights=None):
+    """Twin MobileNetV2 (shared weights) on patch A and patch B, features concatenated."""
+    if input_size < 32:
+        raise ValueError(f"MobileNetV2 needs input_size >= 32, got {input_size}")
+    rate = _dropout_rate(dropout)
+    pair = keras.Input(shape=(input_size, input_size, 2), name="pair")
+    rgb_a, rgb_b = _select_channel(pair, 0, "patch_a_rgb"), _select_channel(pair, 1, "patch_b_rgb")
+    # The pair is already in [-1, 1], the range MobileNetV2 was trained on.
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(input_size, input_size, 3),
+        alpha=width,
+        include_top=False,
+        weights=weights,
+        pooling="avg",
+    )
+    features = layers.Concatenate(name="features")([backbone(rgb_a), backbone(rgb_b)])
+    if rate:
+        features = layers.Dropout(rate, name="dropout_fc1")(features)
+    hidden = layers.Dense(dense_units, activation="relu", name="fc1")(features)
+    if rate:
+        hidden = layers.Dropout(rate, name="dropout_out")(hidden)
+    offsets = layers.Dense(8, name="offsets", dtype="float32")(hidden)
+    return keras.Model(pair, offsets, name=f"hnet_{kind}")
+
+
+# Classification helpers, in numpy: they prepare targets and read predictions.
+
+
+def bin_centres(rho=32, bins=21):
+    """The offset each bin stands for: ``linspace(-rho, rho, bins)`` (0 is a centre for odd ``bins``)."""
+    return np.linspace(-rho, rho, bins)
+
+
+def offsets_to_bins(offsets, rho=32, bins=21, one_hot=True):
+    """Quantize pixel offsets to the nearest of ``bins`` centres spanning ``[-rho, rho]``.
+
+    Args:
+        offsets: (..., 8) offsets in pixels; values beyond ``rho`` go to the end bins.
+        one_hot: return float32 one-hot (..., 8, bins) (the classification target);
+            ``False`` returns int64 bin indices (..., 8).
+    """
+    offsets = np.asarray(offsets, np.float64)
+    step = 2.0 * rho / (bins - 1)
+    indices = np.clip(np.rint((offsets + rho) / step), 0, bins - 1).astype(np.int64)
+    if not one_hot:
+        return indices
+    return np.eye(bins, dtype=np.float32)[indices]
+
+
+def decode_bins(probabilities, rho=32, method="expectation"):
+    """Pixel offsets (..., 8) from per-coordinate bin probabilities (..., 8, bins).
+
+    ``"expectation"`` is the probability-weighted mean of the bin centres (sub-bin
+    precision, the default); ``"argmax"`` is the centre of the most likely bin.
+    """
+    probabilities = np.asarray(probabilities, np.float64)
+    centres = bin_centres(rho, probabilities.shape[-1])
+    if method == "expectation":
+        return probabilities @ centres
+    if method == "argmax":
+        return centres[np.argmax(probabilities, axis=-1)]
+    raise ValueError(f"method must be 'expectation' or 'argmax', got {method!r}")
+
+
+def corner_confidence(probabilities):
+    """Confidence of each corner: the product of the max-probabilities of its x and y.
+
+    It is the probability the model gives to its own most likely (x, y) bin pair for
+    the corner, treating the two coordinates as independent (as the softmax heads
+    are). 1 means certain; ``1 / bins**2`` is a uniform guess.
+
+    Args:
+        probabilities: (..., 8, bins) per-coordinate probabilities.
+
+    Returns:
+        (..., 4) confidences in the TL, TR, BR, BL order.
+    """
+    peaks = np.max(np.asarray(probabilities, np.float64), axis=-1)
+    peaks = peaks.reshape(peaks.shape[:-1] + (4, 2))
+    return peaks[..., 0] * peaks[..., 1]

@@ -1,0 +1,423 @@
+"""Matplotlib figures for the notebooks and the evaluation reports.
+
+Every function builds a :class:`matplotlib.figure.Figure` with the object API (no
+``pyplot`` state, so nothing leaks in loops and any backend, Agg included, works) and
+returns it. Save one with ``figure.savefig(path)`` or
+:func:`hnet_keras.evaluation.save_figure`; in a notebook, ``display(figure)``.
+
+Colours: patch A's square in blue, the ground-truth quadrilateral in green, the
+predicted one in red (dashed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from matplotlib.figure import Figure
+
+from .geometry import offsets_to_homography, patch_corners, warp_points
+
+__all__ = [
+    "plot_pair",
+    "plot_synthesis_steps",
+    "plot_error_cdf",
+    "plot_mace_bars",
+    "plot_training_curves",
+    "plot_corner_confidences",
+    "plot_robustness",
+    "read_history",
+]
+
+SQUARE_COLOR = "tab:blue"
+TRUE_COLOR = "tab:green"
+PREDICTED_COLOR = "tab:red"
+CORNER_NAMES = ("top-left", "top-right", "bottom-right", "bottom-left")
+
+
+def _quad(ax, corners, color, label, style="-"):
+    closed = np.vstack([corners, corners[:1]])
+    (line,) = ax.plot(closed[:, 0], closed[:, 1], style, color=color, linewidth=2, label=label)
+    return line
+
+
+def _show_gray(ax, image, title=None):
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    if title:
+        ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _fit_view(ax, image_shape, *quads, margin=4):
+    height, width = image_shape[:2]
+    points = np.vstack([np.array([[0, 0], [width, height]], float)] + [np.asarray(q, float) for q in quads])
+    ax.set_xlim(points[:, 0].min() - margin, points[:, 0].max() + margin)
+    ax.set_ylim(points[:, 1].max() + margin, points[:, 1].min() - margin)
+
+
+def plot_pair(patch_a, patch_b, offsets_true, offsets_pred=None, image=None, origin=None, title=None, figsize=None):
+    """A pair with its ground-truth and predicted quadrilaterals, as in DeTone et al.'s figures.
+
+    With ``image`` (the prepared image the pair was cut from) and ``origin`` (patch
+    A's top-left corner in it): on the left the image with patch A's square, on the
+    right the image with the ground-truth perturbed quadrilateral (the content of
+    patch B) and the predicted one, ``square + offsets``.
+
+    Without ``image``: on the left patch A with its square; on the right patch B
+    with patch A's square as seen in B, mapped by the true ``H_ab`` (green) and by the
+    predicted one (red); the view widens to show the parts that fall outside B.
+
+    Args:
+        patch_a, patch_b: (P, P) uint8.
+        offsets_true, offsets_pred: (8,) offsets in pixels (``offsets_pred`` optional).
+
+    Returns:
+        a Figure with 2 axes: the left has 1 line, the right 1 or 2.
+    """
+    patch_a, patch_b = np.asarray(patch_a), np.asarray(patch_b)
+    size = patch_a.shape[0]
+    figure = Figure(figsize=figsize or (8, 4.2), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    offsets_true = np.asarray(offsets_true, np.float64).reshape(4, 2)
+    predicted = None if offsets_pred is None else np.asarray(offsets_pred, np.float64).reshape(4, 2)
+    if image is not None:
+        if origin is None:
+            raise ValueError("plot_pair: give origin (patch A's top-left corner) with image")
+        square = patch_corners(size, origin)
+        _show_gray(left, image, "image and patch A")
+        _quad(left, square, SQUARE_COLOR, "patch A")
+        _show_gray(right, image, "where patch B comes from: true, predicted")
+        quads = [square + offsets_true]
+        _quad(right, square + offsets_true, TRUE_COLOR, "ground truth")
+        if predicted is not None:
+            quads.append(square + predicted)
+            _quad(right, square + predicted, PREDICTED_COLOR, "predicted", "--")
+        _fit_view(right, image.shape, *quads)
+    else:
+        square = patch_corners(size)
+        _show_gray(left, patch_a, "patch A")
+        _quad(left, square, SQUARE_COLOR, "patch A")
+        _fit_view(left, patch_a.shape, square, margin=2)
+        _show_gray(right, patch_b, "patch B: A's square, true and predicted")
+        true_quad = warp_points(offsets_to_homography(offsets_true.reshape(8), size), square)
+        _quad(right, true_quad, TRUE_COLOR, "ground truth")
+        quads = [true_quad]
+        if predicted is not None:
+            predicted_quad = warp_points(offsets_to_homography(predicted.reshape(8), size), square)
+            quads.append(predicted_quad)
+            _quad(right, predicted_quad, PREDICTED_COLOR, "predicted", "--")
+        _fit_view(right, patch_b.shape, *quads)
+    right.legend(loc="lower right", fontsize="small")
+    if predicted is not None:
+        error = np.sqrt(((predicted - offsets_true) ** 2).sum(axis=1)).mean()
+        figure.suptitle(f"{title + ': ' if title else ''}corner error {error:.2f} px")
+    elif title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_synthesis_steps(image, pair, figsize=None):
+    """The four steps of the recipe on one pair (notebook 01).
+
+    Args:
+        image: the prepared (H, W) uint8 image (:func:`hnet_keras.synthesis.prepare_image`).
+        pair: the :class:`hnet_keras.synthesis.Pair` sampled from it.
+
+    Returns:
+        a Figure with 4 axes: the image with the square and the perturbed quadrilateral,
+        the image warped by ``H_ab`` with the square (where patch B is cropped), patch A, patch B.
+    """
+    image = np.asarray(image)
+    size = pair.patch_a.shape[0]
+    original, perturbed = pair.corners(size)
+    h_ab = cv2.getPerspectiveTransform(perturbed.astype(np.float32), original.astype(np.float32))
+    warped = cv2.warpPerspective(image, h_ab, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR)
+    figure = Figure(figsize=figsize or (12, 3.4), layout="constrained")
+    axes = figure.subplots(1, 4)
+    _show_gray(axes[0], image, "1-3. square and perturbed corners")
+    _quad(axes[0], original, SQUARE_COLOR, "square")
+    _quad(axes[0], perturbed, TRUE_COLOR, "perturbed")
+    axes[0].legend(loc="lower right", fontsize="small")
+    _show_gray(axes[1], warped, "4. image warped by H_ab")
+    _quad(axes[1], original, SQUARE_COLOR, "square")
+    _show_gray(axes[2], pair.patch_a, "patch A")
+    _show_gray(axes[3], pair.patch_b, "patch B")
+    return figure
+
+
+def _errors_by_method(source):
+    """Per method name, per-corner (or per-pair) errors and a label, from several inputs."""
+    if hasattr(source, "errors") and hasattr(source, "labels"):
+        return source.errors, dict(source.labels)
+    if isinstance(source, dict):
+        return {name: np.asarray(errors, np.float64) for name, errors in source.items()}, {}
+    raise TypeError("expected an Evaluation or a dict of method name -> errors")
+
+
+def plot_error_cdf(source, per="corner", max_error=None, figsize=None):
+    """Cumulative distribution of the corner error, one line per method.
+
+    Args:
+        source: an :class:`hnet_keras.evaluation.Evaluation`, or a dict
+            name -> (N, 4) corner errors (or any array of errors).
+        per: ``"corner"`` (every corner error) or ``"pair"`` (each pair's mean corner error).
+        max_error: right end of the x axis (default: the largest 99th percentile).
+
+    Returns:
+        a Figure with 1 axes and one line per method.
+    """
+    if per not in ("corner", "pair"):
+        raise ValueError(f"per must be 'corner' or 'pair', got {per!r}")
+    errors, labels = _errors_by_method(source)
+    figure = Figure(figsize=figsize or (6, 4), layout="constrained")
+    ax = figure.subplots()
+    tops = []
+    for name, values in errors.items():
+        values = np.asarray(values, np.float64)
+        values = values.mean(axis=-1) if per == "pair" and values.ndim > 1 else values
+        values = np.sort(values.reshape(-1))
+        fraction = np.arange(1, len(values) + 1) / len(values)
+        ax.step(values, fraction, where="post", label=labels.get(name, name))
+        tops.append(np.percentile(values, 99) if len(values) else 0)
+    ax.set_xlim(0, max_error or max(max(tops, default=1.0), 1.0))
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("corner error (px)" if per == "corner" else "mean corner error per pair (px)")
+    ax.set_ylabel("fraction")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("cumulative distribution of the corner error")
+    return figure
+
+
+def plot_mace_bars(source, reference=None, figsize=None):
+    """Bar chart of the mean average corner error per method.
+
+    Args:
+        source: an Evaluation, a dict name -> summary dict (with ``"mace"``), or a
+            dict name -> MACE.
+        reference: optional dict label -> MACE drawn as hatched grey bars (e.g.
+            :data:`hnet_keras.evaluation.PAPER_TABLE`).
+
+    Returns:
+        a Figure with 1 axes, one bar per method (plus one per reference value).
+    """
+    labels = {}
+    if hasattr(source, "summary") and callable(source.summary):
+        summary = source.summary()
+        values = {name: s["mace"] for name, s in summary.items()}
+        labels = {name: s.get("label", name) for name, s in summary.items()}
+    elif isinstance(source, dict):
+        values = {name: (v["mace"] if isinstance(v, dict) else float(v)) for name, v in source.items()}
+        labels = {name: v.get("label", name) for name, v in source.items() if isinstance(v, dict)}
+    else:
+        raise TypeError("expected an Evaluation or a dict of method name -> MACE")
+    names = [labels.get(n, n) for n in values]
+    heights = list(values.values())
+    colors = [f"C{i % 10}" for i in range(len(heights))]
+    hatches = [""] * len(heights)
+    for label, value in (reference or {}).items():
+        names.append(f"{label} (paper)")
+        heights.append(float(value))
+        colors.append("lightgrey")
+        hatches.append("//")
+    figure = Figure(figsize=figsize or (max(5, 1.1 * len(names)), 4), layout="constrained")
+    ax = figure.subplots()
+    bars = ax.bar(range(len(names)), heights, color=colors)
+    for bar, hatch in zip(bars, hatches):
+        bar.set_hatch(hatch)
+    ax.bar_label(bars, fmt="%.2f", fontsize="small")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize="small")
+    ax.set_ylabel("MACE (px)")
+    ax.set_title("mean average corner error")
+    ax.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def _columns(rows, where):
+    """Rows (dicts) to columns of floats; missing or non-numeric cells are NaN, text columns dropped."""
+    keys = []
+    for row in rows:
+        keys += [key for key in row if key not in keys]
+    columns = {}
+    for key in keys:
+        values = []
+        for row in rows:
+            value = row.get(key)
+            try:
+                values.append(float(value) if value not in (None, "") else float("nan"))
+            except (TypeError, ValueError):
+                values = None
+                break
+        if values is not None:
+            columns[key] = values
+    if not columns:
+        raise ValueError(f"{where}: no numeric column in the history")
+    return columns
+
+
+def read_history(history):
+    """A training history as a dict of lists.
+
+    Accepts a dict of lists, a list of per-epoch dicts (:class:`hnet_keras.training.TrainResult`
+    ``.history``), an object with a ``history`` attribute (a Keras ``History``, a
+    ``TrainResult``), a CSV path (``keras.callbacks.CSVLogger``'s or a run's
+    ``history.csv``), a ``history.json`` path, or a run folder holding ``history.csv``.
+    """
+    if hasattr(history, "history") and isinstance(history.history, (dict, list)):
+        history = history.history
+    if isinstance(history, (str, Path)):
+        path = Path(history)
+        if path.is_dir():
+            path = path / "history.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"history file not found: {path}")
+        if path.suffix.lower() == ".json":
+            history = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            if not rows:
+                raise ValueError(f"{path}: the history CSV has no rows")
+            history = _columns(rows, path)
+    if isinstance(history, list):
+        if not history or not all(isinstance(row, dict) for row in history):
+            raise ValueError("a history list must hold one dict per epoch")
+        history = _columns(history, "history")
+    if not isinstance(history, dict) or not history:
+        raise ValueError("expected a non-empty history: a dict of lists, a list of epoch dicts, "
+                         "a keras History or a CSV/JSON path")
+    return {key: [float(v) for v in values] for key, values in history.items()}
+
+
+def plot_training_curves(history, figsize=None):
+    """Training curves: one axes per metric (loss, mace, ...), training and validation together.
+
+    The learning rate (``lr`` or ``learning_rate``) gets its own log-scale axes, last.
+
+    Args:
+        history: anything :func:`read_history` reads (a dict of lists, a Keras
+            ``History``, a run's history, a CSV or JSON path, a run folder).
+
+    Returns:
+        a Figure with one axes per metric and one line per series.
+    """
+    history = read_history(history)
+    groups = {}
+    for key in history:
+        if key in ("epoch", "iterations"):
+            continue
+        base = key[4:] if key.startswith("val_") else key
+        base = "learning rate" if base in ("lr", "learning_rate") else base
+        groups.setdefault(base, []).append(key)
+    order = sorted(groups, key=lambda b: (b == "learning rate", b != "loss", list(groups).index(b)))
+    figure = Figure(figsize=figsize or (4.2 * len(order), 3.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(order)))
+    for ax, base in zip(axes, order):
+        for key in groups[base]:
+            values = history[key]
+            epochs = history.get("epoch", list(range(len(values))))
+            if epochs and min(epochs) == 0:  # CSVLogger counts from 0, hnet_keras runs from 1
+                epochs = [e + 1 for e in epochs]
+            epochs = epochs[: len(values)]
+            ax.plot(epochs, values, marker="o" if len(values) < 30 else None, markersize=3, label=key)
+        if base == "learning rate":
+            ax.set_yscale("log")
+        ax.set_title(base)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return figure
+
+
+def plot_corner_confidences(probabilities, offsets_true=None, rho=32, kind="bars", figsize=None):
+    """Classification HomographyNet's confidences for each corner coordinate.
+
+    Args:
+        probabilities: (8, B) per-coordinate probabilities over B bins (21 in the
+            paper), in the offsets order ``x_tl, y_tl, ..., x_bl, y_bl``; also
+            accepted as (4, 2, B) or flattened (8 * B,).
+        offsets_true: optional (8,) true offsets in pixels, marked on the plot.
+        rho: the bins span ``[-rho, rho]``; their centres are ``linspace(-rho, rho, B)``.
+        kind: ``"bars"`` (8 bar charts, 2 rows x 4 corners) or ``"matrix"`` (the 8 x B
+            matrix as an image, with a colour bar).
+
+    Returns:
+        a Figure: 8 axes for ``bars`` (one vertical line each when ``offsets_true`` is
+        given), 2 for ``matrix`` (the image and its colour bar).
+    """
+    probabilities = np.asarray(probabilities, np.float64)
+    if probabilities.size % 8:
+        raise ValueError(f"probabilities must hold 8 x bins values, got shape {probabilities.shape}")
+    probabilities = probabilities.reshape(8, -1)
+    bins = probabilities.shape[1]
+    centres = np.linspace(-rho, rho, bins)
+    names = [f"{c} {axis}" for c in ("TL", "TR", "BR", "BL") for axis in ("x", "y")]
+    if kind == "bars":
+        figure = Figure(figsize=figsize or (12, 5), layout="constrained")
+        axes = figure.subplots(2, 4, sharey=True)
+        width = 2 * rho / max(bins - 1, 1) * 0.9
+        for k in range(8):
+            corner, axis = divmod(k, 2)
+            ax = axes[axis, corner]
+            ax.bar(centres, probabilities[k], width=width, color="C0")
+            if offsets_true is not None:
+                ax.axvline(float(np.asarray(offsets_true).reshape(8)[k]), color=TRUE_COLOR, linewidth=2)
+            ax.set_title(names[k], fontsize="small")
+            ax.set_xlim(-rho - width, rho + width)
+        for ax in axes[1]:
+            ax.set_xlabel("offset (px)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("probability")
+        return figure
+    if kind == "matrix":
+        figure = Figure(figsize=figsize or (8, 3.6), layout="constrained")
+        ax = figure.subplots()
+        step = 2 * rho / max(bins - 1, 1)
+        shown = ax.imshow(
+            probabilities,
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            extent=(-rho - step / 2, rho + step / 2, 7.5, -0.5),
+            interpolation="nearest",
+        )
+        if offsets_true is not None:
+            ax.scatter(np.asarray(offsets_true, float).reshape(8), np.arange(8), marker="x", color="red",
+                       label="ground truth")
+            ax.legend(fontsize="small", loc="upper right")
+        ax.set_yticks(range(8), names)
+        ax.set_xlabel("offset (px)")
+        ax.set_title("confidence per corner coordinate")
+        figure.colorbar(shown, ax=ax, label="probability")
+        return figure
+    raise ValueError(f"kind must be 'bars' or 'matrix', got {kind!r}")
+
+
+def plot_robustness(report, metric="mace", figsize=None):
+    """MACE (or failure rate) against the perturbation level, one axes per perturbation.
+
+    Args:
+        report: the dict from :func:`hnet_keras.robustness.robustness_sweep`.
+        metric: ``"mace"`` or ``"failure_rate"``.
+
+    Returns:
+        a Figure with one axes per perturbation and one line per method in each.
+    """
+    perturbations = report["perturbations"]
+    labels = report.get("labels", {})
+    figure = Figure(figsize=figsize or (4 * len(perturbations), 3.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(perturbations), squeeze=False)[0])
+    for ax, (kind, entry) in zip(axes, perturbations.items()):
+        levels = entry["levels"]
+        for name, values in entry[metric].items():
+            ax.plot(levels, values, marker="o", label=labels.get(name, name))
+        ax.set_title(f"{kind} ({entry.get('unit', 'level')})")
+        ax.set_xlabel(entry.get("unit", "level"))
+        ax.set_ylabel("MACE (px)" if metric == "mace" else metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    return figure

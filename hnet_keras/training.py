@@ -1,0 +1,591 @@
+"""Training: recipes as data, ``train()`` with atomic checkpoints and exact resume, and
+the ``train`` CLI command.
+
+A run lives in ``<checkpoint_dir>/<run>/``:
+
+* ``last.keras`` (model + optimizer state) and ``last.weights.h5``, rewritten every epoch;
+* ``best.keras`` and ``best.weights.h5``, the epoch with the lowest validation MACE;
+* ``history.json`` and ``history.csv``, one row per epoch;
+* ``state.json``: epochs done, optimizer iterations, best validation MACE, the recipe.
+
+Every file is written under a temporary name, then moved into place with
+``os.replace``, so a run killed at any moment leaves complete files. Resuming loads
+``last.keras`` (whose optimizer holds the iteration count, so the learning-rate
+schedule and the momentum carry on) and continues with ``initial_epoch``.
+
+Only ``keras`` and ``keras.ops`` are used, so training runs under the TensorFlow and
+JAX backends alike; TensorFlow is imported only to mirror over several GPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .images import embedded_photo_paths
+from .loaders import ArchiveDataset, OnTheFlyDataset
+from .losses import euclidean_l2, make_mace
+from .models import MODEL_KINDS, build_model, offsets_to_bins
+from .synthesis import SynthesisConfig
+
+__all__ = [
+    "Preset",
+    "PRESETS",
+    "get_preset",
+    "make_optimizer",
+    "compile_model",
+    "train",
+    "TrainResult",
+    "RunCheckpoint",
+    "register_commands",
+]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A training recipe, as data.
+
+    Attributes:
+        name: the preset's name (the default run name).
+        kind: the model, see :func:`hnet_keras.models.build_model`.
+        image_size: ``(width, height)`` images are prepared to for on-the-fly pairs.
+        input_size: patch side, the model's input.
+        rho: largest corner perturbation; the targets are ``offsets / rho``.
+        width: filter/unit multiplier of the model.
+        dropout, batchnorm: the ablation switches of the model.
+        bins: classification bins per coordinate.
+        batch_size: pairs per step.
+        iterations: optimizer steps of the whole run.
+        steps_per_epoch: steps between checkpoints with on-the-fly data (with
+            archives an epoch is one pass over them).
+        optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
+        learning_rate: initial learning rate.
+        momentum: SGD momentum.
+        lr_drop_every: the learning rate is multiplied by ``lr_drop_factor`` every
+            this many iterations (staircase); ``None`` keeps it constant.
+        lr_drop_factor: see ``lr_drop_every``.
+        validation_batches: batches of the held-out set evaluated each epoch.
+    """
+
+    name: str
+    kind: str = "regression"
+    image_size: tuple = (320, 240)
+    input_size: int = 128
+    rho: int = 32
+    width: float = 1.0
+    dropout: bool = True
+    batchnorm: bool = True
+    bins: int = 21
+    batch_size: int = 64
+    iterations: int = 90_000
+    steps_per_epoch: int = 1000
+    optimizer: str = "sgd"
+    learning_rate: float = 0.005
+    momentum: float = 0.9
+    lr_drop_every: int | None = 30_000
+    lr_drop_factor: float = 0.1
+    validation_batches: int = 50
+
+    def __post_init__(self):
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        for name in ("batch_size", "iterations", "steps_per_epoch", "validation_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        object.__setattr__(self, "image_size", tuple(self.image_size))
+        _ = self.synthesis  # validates the sizes early, naming them
+
+    @property
+    def synthesis(self):
+        """The :class:`SynthesisConfig` of on-the-fly pairs."""
+        return SynthesisConfig(self.image_size, self.input_size, self.rho)
+
+    def model_options(self):
+        options = {"input_size": self.input_size, "width": self.width, "dropout": self.dropout}
+        if self.kind != "mobilenet":
+            options["batchnorm"] = self.batchnorm
+        if self.kind == "classification":
+            options["bins"] = self.bins
+        return options
+
+
+PRESETS = {
+    # DeTone et al. 2016, section 4: SGD, momentum 0.9, lr 0.005 divided by 10 every
+    # 30,000 iterations, 90,000 iterations of batch 64, 128x128 patches, rho 32.
+    "paper": Preset(name="paper"),
+    # A CPU-sized version: 64x64 patches of images scaled to 192x144 (on 2 cores, patches
+    # a third of the image wide learned fastest), rho 16, a quarter of the filters and
+    # FC units, no dropout (the small model underfits) and Adam, which leaves the
+    # initial plateau much sooner than SGD at this size.
+    "cpu": Preset(
+        name="cpu",
+        image_size=(192, 144),
+        input_size=64,
+        rho=16,
+        width=0.25,
+        dropout=False,
+        batch_size=64,
+        iterations=6000,
+        steps_per_epoch=250,
+        optimizer="adam",
+        learning_rate=0.002,
+        lr_drop_every=2500,
+        validation_batches=8,
+    ),
+    # A wiring check: trains a tiny model end to end in a few seconds.
+    "smoke": Preset(
+        name="smoke",
+        image_size=(64, 48),
+        input_size=32,
+        rho=8,
+        width=0.125,
+        batch_size=16,
+        iterations=40,
+        steps_per_epoch=10,
+        optimizer="adam",
+        learning_rate=0.002,
+        lr_drop_every=20,
+        validation_batches=2,
+    ),
+}
+
+
+def get_preset(preset="smoke", **overrides):
+    """A :class:`Preset` by name (or as given), with fields replaced by ``overrides``."""
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        preset = PRESETS[preset]
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Preset)}
+    if unknown:
+        raise ValueError(f"unknown preset field(s): {', '.join(sorted(unknown))}")
+    return dataclasses.replace(preset, **overrides) if overrides else preset
+
+
+def make_optimizer(preset):
+    """The preset's optimizer; its schedule is keyed on ``optimizer.iterations``, which is
+    saved with the model, so a resumed run continues at the same point of the schedule."""
+    learning_rate = preset.learning_rate
+    if preset.lr_drop_every:
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            preset.learning_rate, preset.lr_drop_every, preset.lr_drop_factor, staircase=True
+        )
+    if preset.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=preset.momentum)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def compile_model(model, preset):
+    """Compile with the preset's optimizer, the paper's loss and the MACE metric."""
+    if preset.kind == "classification":
+        model.compile(
+            optimizer=make_optimizer(preset),
+            loss="categorical_crossentropy",
+            metrics=[make_mace(preset.rho, from_bins=True)],
+        )
+    else:
+        model.compile(optimizer=make_optimizer(preset), loss=euclidean_l2, metrics=[make_mace(preset.rho)])
+    return model
+
+
+class _BinnedTargets(keras.utils.PyDataset):
+    """Turns a loader's ``offsets / rho`` targets into one-hot bins for classification."""
+
+    def __init__(self, dataset, rho, bins):
+        super().__init__()
+        self.dataset, self.rho, self.bins = dataset, rho, bins
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        x, y = self.dataset[index]
+        return x, offsets_to_bins(np.asarray(y, np.float64) * self.rho, self.rho, self.bins)
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+def _training_data(preset, data, images, seed):
+    if isinstance(data, keras.utils.PyDataset):
+        return data, "the given dataset"
+    if data is not None:
+        return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=True, seed=seed), str(data)
+    source = images if images is not None else embedded_photo_paths("train")
+    dataset = OnTheFlyDataset(
+        source, preset.batch_size, batches_per_epoch=preset.steps_per_epoch, config=preset.synthesis, seed=seed
+    )
+    return dataset, "on-the-fly pairs"
+
+
+def _validation_data(preset, data, seed):
+    if data is False:
+        return None, None
+    if isinstance(data, keras.utils.PyDataset):
+        return data, "the given validation dataset"
+    if data is not None:
+        limit = preset.validation_batches * preset.batch_size
+        return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=False, limit=limit), str(data)
+    dataset = OnTheFlyDataset(
+        embedded_photo_paths("test"),
+        preset.batch_size,
+        batches_per_epoch=preset.validation_batches,
+        config=preset.synthesis,
+        seed=seed,
+        fixed=True,
+    )
+    return dataset, "held-out on-the-fly pairs"
+
+
+def _check_input(dataset, where, input_size):
+    x, _ = dataset[0]
+    if x.shape[1:] != (input_size, input_size, 2):
+        raise ValueError(
+            f"{where}: pairs of shape {tuple(x.shape[1:])} do not fit the model's input "
+            f"({input_size}, {input_size}, 2); set input_size (and rho) to match the data"
+        )
+
+
+def _optimizer_position(model):
+    """``(iterations, current learning rate)`` of the model's optimizer."""
+    optimizer = model.optimizer
+    iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    return iterations, learning_rate
+
+
+def _seed_generator_states(model):
+    """The model's random-number states (dropout masks), which ``.keras`` files do not keep."""
+    return [v for v in model.variables if "seed_generator" in v.path]
+
+
+def _atomic_write_text(path, text):
+    temporary = path.with_name(f".tmp-{path.name}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _atomic_save(model, path, weights_only=False):
+    """Save under ``.tmp-<name>`` (Keras needs the real suffix), then rename."""
+    temporary = path.with_name(f".tmp-{path.name}")
+    if weights_only:
+        model.save_weights(temporary)
+    else:
+        model.save(temporary)
+    os.replace(temporary, path)
+
+
+def _history_csv(rows):
+    columns = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Writes the run's checkpoint files at the end of every epoch (see the module doc).
+
+    Files are written history first and state last, so after a kill the model in
+    ``last.keras`` is never older than the history that resume keeps.
+
+    Args:
+        directory: the run folder.
+        preset: the recipe, recorded in ``state.json``.
+        history: rows of the epochs already done (resume), extended in place.
+        monitor: the validation metric that picks ``best.keras``.
+        extra_state: more entries for ``state.json`` (e.g. the seed).
+    """
+
+    def __init__(self, directory, preset, history=None, monitor="val_mace", extra_state=None):
+        super().__init__()
+        self.directory = Path(directory)
+        self.preset = preset
+        self.history = history if history is not None else []
+        self.monitor = monitor
+        self.extra_state = dict(extra_state or {})
+        values = [row[monitor] for row in self.history if row.get(monitor) is not None]
+        self.best = min(values) if values else math.inf
+        self.best_epoch = next((row["epoch"] for row in self.history if row.get(monitor) == self.best), None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        iterations, learning_rate = _optimizer_position(self.model)
+        row = {"epoch": epoch + 1, "iterations": iterations, "learning_rate": learning_rate}
+        row.update({key: float(value) for key, value in (logs or {}).items() if key != "learning_rate"})
+        self.history.append(row)
+        folder = self.directory
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(folder / "history.json", json.dumps(self.history, indent=1))
+        _atomic_write_text(folder / "history.csv", _history_csv(self.history))
+        _atomic_save(self.model, folder / "last.keras")
+        _atomic_save(self.model, folder / "last.weights.h5", weights_only=True)
+        value = row.get(self.monitor)
+        if value is not None and value < self.best:
+            self.best, self.best_epoch = value, epoch + 1
+            _atomic_save(self.model, folder / "best.keras")
+            _atomic_save(self.model, folder / "best.weights.h5", weights_only=True)
+        state = {
+            "epoch": epoch + 1,
+            "iterations": iterations,
+            "learning_rate": learning_rate,
+            f"best_{self.monitor}": None if math.isinf(self.best) else self.best,
+            "best_epoch": self.best_epoch,
+            "preset": dataclasses.asdict(self.preset),
+            "seed_generators": [
+                keras.ops.convert_to_numpy(v).tolist() for v in _seed_generator_states(self.model)
+            ],
+            **self.extra_state,
+        }
+        _atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the model after the last epoch.
+        history: one dict per epoch since the run began (resumed runs included):
+            ``epoch`` (1-based), ``iterations``, ``learning_rate``, ``loss``,
+            ``mace``, ``val_loss``, ``val_mace``.
+        directory: the run folder.
+        preset: the recipe.
+        resumed_from: epochs already done when this call started (0 for a new run).
+        best_val_mace: the lowest validation MACE of the run (``None`` without validation).
+    """
+
+    model: keras.Model
+    history: list
+    directory: Path
+    preset: Preset
+    resumed_from: int = 0
+    best_val_mace: float | None = None
+
+
+def _distribution_scope():
+    """``MirroredStrategy`` over the GPUs when there are several (TensorFlow backend only)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy().scope()
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision):
+    """Sets the global dtype policy while the model is built; restores it afterwards."""
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        policy = mixed_precision if isinstance(mixed_precision, str) else "mixed_float16"
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _read_resume_point(folder):
+    """``(state, history)`` of a run folder, or ``None`` when it holds no checkpoint."""
+    state_path, model_path = folder / "state.json", folder / "last.keras"
+    if not (state_path.is_file() and model_path.is_file()):
+        return None
+    try:
+        state = json.loads(state_path.read_text())
+        history_path = folder / "history.json"
+        history = json.loads(history_path.read_text()) if history_path.is_file() else []
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{folder}: unreadable checkpoint state ({error})") from error
+    return state, history
+
+
+def train(
+    preset="smoke",
+    *,
+    run=None,
+    checkpoint_dir="checkpoints",
+    data=None,
+    validation_data=None,
+    images=None,
+    seed=0,
+    resume=True,
+    mixed_precision=False,
+    callbacks=(),
+    verbose="auto",
+    **overrides,
+):
+    """Train a HomographyNet, checkpointing every epoch; resume a killed run.
+
+    Args:
+        preset: a name in :data:`PRESETS` or a :class:`Preset`.
+        run: the run's name, its folder under ``checkpoint_dir`` (default: the preset's name).
+        checkpoint_dir: where run folders live.
+        data: a folder of archives (read with :class:`~hnet_keras.loaders.ArchiveDataset`),
+            a ``keras.utils.PyDataset`` yielding normalized ``(x, y)``, or ``None`` to
+            synthesize pairs on the fly from ``images``.
+        validation_data: a folder of archives, a PyDataset, ``None`` (fixed pairs from the
+            held-out embedded photos) or ``False`` (no validation, so no ``best.keras``).
+        images: images for on-the-fly pairs (a folder or paths); default the embedded
+            photos of the ``"train"`` split.
+        seed: seeds Keras, the data order and the synthesized pairs.
+        resume: continue the run from its ``last.keras`` if there is one; ``False``
+            starts over (overwriting the run's files).
+        mixed_precision: ``True`` for ``"mixed_float16"``, or a Keras dtype policy name.
+        callbacks: more Keras callbacks.
+        verbose: passed to ``model.fit``.
+        **overrides: :class:`Preset` fields to replace (``iterations=...``, ``width=...``).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    preset = get_preset(preset, **overrides)
+    folder = Path(checkpoint_dir) / (run or preset.name)
+    keras.utils.set_random_seed(seed)
+
+    train_data, train_source = _training_data(preset, data, images, seed)
+    val_data, val_source = _validation_data(preset, validation_data, seed)
+    _check_input(train_data, train_source, preset.input_size)
+    if val_data is not None:
+        _check_input(val_data, val_source, preset.input_size)
+    if preset.kind == "classification":
+        train_data = _BinnedTargets(train_data, preset.rho, preset.bins)
+        val_data = None if val_data is None else _BinnedTargets(val_data, preset.rho, preset.bins)
+    steps_per_epoch = len(train_data)
+    epochs = math.ceil(preset.iterations / steps_per_epoch)
+
+    resume_point = _read_resume_point(folder) if resume else None
+    with _dtype_policy(mixed_precision), _distribution_scope():
+        if resume_point is None:
+            model = compile_model(build_model(preset.kind, **preset.model_options()), preset)
+        else:
+            model = keras.saving.load_model(folder / "last.keras", safe_mode=True)
+    initial_epoch, history = 0, []
+    if resume_point is not None:
+        state, history = resume_point
+        if model.input_shape[1] != preset.input_size:
+            raise ValueError(
+                f"{folder / 'last.keras'}: its input size {model.input_shape[1]} differs from the "
+                f"preset's {preset.input_size}; use another run name or resume=False"
+            )
+        iterations, _ = _optimizer_position(model)
+        initial_epoch = int(state["epoch"])
+        if iterations != state["iterations"]:
+            # Killed between saving the model and the state: the model is the truth.
+            warnings.warn(
+                f"{folder}: state.json says {state['iterations']} iterations but last.keras has "
+                f"{iterations}; resuming from the model",
+                stacklevel=2,
+            )
+            initial_epoch = iterations // steps_per_epoch
+        else:
+            # So dropout draws the masks it would have drawn in an uninterrupted run.
+            saved = state.get("seed_generators", [])
+            variables = _seed_generator_states(model)
+            if len(saved) == len(variables):
+                for variable, value in zip(variables, saved):
+                    variable.assign(np.asarray(value, dtype=variable.dtype))
+        history = [row for row in history if row["epoch"] <= initial_epoch]
+        # The data order of epoch e depends on e: replay the epoch ends already done.
+        for _ in range(initial_epoch):
+            train_data.on_epoch_end()
+
+    checkpoint = RunCheckpoint(folder, preset, history, extra_state={"seed": seed})
+    if initial_epoch < epochs:
+        model.fit(
+            train_data,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            validation_data=val_data,
+            # The loaders shuffle with their own seeded, per-epoch order; Keras's
+            # shuffle of the batch order would draw from Python's global RNG,
+            # which a resumed run cannot replay.
+            shuffle=False,
+            callbacks=[checkpoint, *callbacks],
+            verbose=verbose,
+        )
+    best = None if math.isinf(checkpoint.best) else checkpoint.best
+    return TrainResult(model, checkpoint.history, folder, preset, initial_epoch, best)
+
+
+# The command line.
+
+
+# Preset fields the command line can override: flag, type, help.
+_OVERRIDES = (
+    ("--kind", str, "model"),
+    ("--iterations", int, "optimizer steps of the whole run"),
+    ("--batch-size", int, "pairs per step"),
+    ("--learning-rate", float, "initial learning rate"),
+    ("--width", float, "filter multiplier of the model"),
+    ("--steps-per-epoch", int, "steps between checkpoints, with on-the-fly data"),
+)
+
+
+def register_commands(subparsers):
+    """``train``."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a HomographyNet (resumes the run if it has a checkpoint)",
+        description="Train with a named recipe (preset); the recipe's fields can be overridden.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="the recipe")
+    parser.add_argument("--checkpoints", default="checkpoints", help="folder of the run folders")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if the run has a checkpoint")
+    parser.add_argument("--mixed-precision", action="store_true", help="train with the mixed_float16 policy")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # Options whose default lives elsewhere (the preset, the embedded photos) are
+    # left out of the namespace when not given, so the help shows no "None".
+    unset = argparse.SUPPRESS
+    parser.add_argument("--run", default=unset, help="run name, its folder under --checkpoints (default: the preset's name)")
+    parser.add_argument("--data", default=unset, help="folder of .npz archives (default: pairs synthesized on the fly)")
+    parser.add_argument("--val-data", default=unset,
+                        help="folder of validation archives (default: pairs of the held-out embedded photos)")
+    parser.add_argument("--images", default=unset,
+                        help="folder of images for on-the-fly pairs (default: the embedded training photos)")
+    for flag, kind, text in _OVERRIDES:
+        parser.add_argument(flag, type=kind, default=unset, help=f"{text} (default: the preset's)",
+                            **({"choices": MODEL_KINDS} if flag == "--kind" else {}))
+    parser.set_defaults(func=_run_train)
+
+
+def _run_train(args):
+    options = vars(args)
+    names = [flag[2:].replace("-", "_") for flag, _, _ in _OVERRIDES]
+    overrides = {name: options[name] for name in names if name in options}
+    result = train(
+        args.preset,
+        run=options.get("run"),
+        checkpoint_dir=args.checkpoints,
+        data=options.get("data"),
+        validation_data=options.get("val_data"),
+        images=options.get("images"),
+        seed=args.seed,
+        resume=not args.no_resume,
+        mixed_precision=args.mixed_precision,
+        verbose=0 if args.quiet else "auto",
+        **overrides,
+    )
+    last = result.history[-1] if result.history else {}
+    print(json.dumps({"run": str(result.directory), "epochs": len(result.history),
+                      "iterations": last.get("iterations"), "val_mace": last.get("val_mace"),
+                      "best_val_mace": result.best_val_mace}))
+    return 0

@@ -1,0 +1,228 @@
+"""Model architectures, the classification helpers, and the prediction API."""
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from hnet_keras.geometry import offsets_to_homography, patch_corners, warp_points
+from hnet_keras.images import embedded_photo_paths, read_grayscale
+from hnet_keras.models import bin_centres, build_model, corner_confidence, decode_bins, offsets_to_bins
+from hnet_keras.predict import estimate_homography, predict_offsets
+
+PAPER_PARAMETERS = 34_195_336
+
+
+def layer_types(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_paper_regression_model_matches_the_paper():
+    model = build_model("regression")
+    assert model.count_params() == PAPER_PARAMETERS
+    assert 34_100_000 < model.count_params() < 34_300_000
+    assert model.input_shape == (None, 128, 128, 2) and model.output_shape == (None, 8)
+
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [64, 64, 64, 64, 128, 128, 128, 128]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    types = layer_types(model)
+    assert types.count("BatchNormalization") == 8 and types.count("ReLU") == 8
+    # Each conv is followed by BatchNorm then ReLU; pools come after conv 2, 4 and 6.
+    conv_at = [i for i, t in enumerate(types) if t == "Conv2D"]
+    for i in conv_at:
+        assert types[i + 1 : i + 3] == ["BatchNormalization", "ReLU"]
+    pools = [sum(1 for t in types[:i] if t == "Conv2D") for i, t in enumerate(types) if t == "MaxPooling2D"]
+    assert pools == [2, 4, 6]
+    assert types[-5:] == ["Flatten", "Dropout", "Dense", "Dropout", "Dense"]
+    dropouts = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert dropouts == [0.5, 0.5]
+    fc1, out = model.layers[-3], model.layers[-1]
+    assert fc1.units == 1024 and fc1.activation is keras.activations.relu
+    assert out.units == 8
+
+
+def test_no_model_uses_lambda_layers():
+    for kind, options in [("regression", {}), ("classification", {}), ("mobilenet", {"input_size": 32, "width": 0.35})]:
+        model = build_model(kind, **options)
+        names = {type(layer).__name__ for layer in model._flatten_layers()}
+        assert "Lambda" not in names, kind
+
+
+def test_ablation_options_remove_layers():
+    full = build_model("regression", input_size=64, width=0.25)
+    no_dropout = build_model("regression", input_size=64, width=0.25, dropout=False)
+    no_bn = build_model("regression", input_size=64, width=0.25, batchnorm=False)
+    assert "Dropout" in layer_types(full) and "Dropout" not in layer_types(no_dropout)
+    assert "BatchNormalization" in layer_types(full) and "BatchNormalization" not in layer_types(no_bn)
+    assert no_dropout.count_params() == full.count_params()
+    assert full.count_params() - no_bn.count_params() == 4 * (4 * 16 + 4 * 32)
+
+
+def test_width_and_input_size_scale_the_model():
+    model = build_model("regression", input_size=64, width=0.25)
+    assert model.input_shape == (None, 64, 64, 2)
+    assert model.get_layer("conv1").filters == 16 and model.get_layer("conv8").filters == 32
+    assert model.get_layer("fc1").units == 256
+    assert model.count_params() < PAPER_PARAMETERS / 50
+
+
+@pytest.mark.parametrize("options", [{"input_size": 60}, {"width": 0}, {"dropout": 1.5}])
+def test_bad_options_are_rejected(options):
+    with pytest.raises(ValueError):
+        build_model("regression", **options)
+
+
+def test_unknown_kind_is_rejected():
+    with pytest.raises(ValueError, match="kind"):
+        build_model("vgg")
+
+
+def test_classification_model_outputs_a_distribution_per_coordinate():
+    model = build_model("classification", input_size=32, width=0.125)
+    assert model.output_shape == (None, 8, 21)
+    assert isinstance(model.layers[-1], keras.layers.Softmax)
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 2)).astype(np.float32)
+    probabilities = model.predict(x, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+    confidence = corner_confidence(probabilities)
+    assert confidence.shape == (3, 4) and np.all((confidence > 0) & (confidence <= 1))
+
+
+def test_bins_round_trip_exactly_at_bin_centres():
+    centres = bin_centres(32, 21)
+    assert centres[0] == -32 and centres[-1] == 32 and centres[10] == 0
+    offsets = np.stack([np.roll(centres, k)[:8] for k in range(21)])
+    one_hot = offsets_to_bins(offsets, rho=32)
+    assert one_hot.shape == (21, 8, 21) and one_hot.dtype == np.float32
+    np.testing.assert_array_equal(one_hot.sum(axis=-1), 1.0)
+    assert np.array_equal(decode_bins(one_hot, 32, "expectation"), offsets)
+    assert np.array_equal(decode_bins(one_hot, 32, "argmax"), offsets)
+    indices = offsets_to_bins(offsets, rho=32, one_hot=False)
+    assert np.array_equal(centres[indices], offsets)
+
+
+def test_bins_quantize_to_the_nearest_centre_and_clip():
+    indices = offsets_to_bins([[0, 1, 2, -2, 32, -32, 40, -40]], rho=32, one_hot=False)
+    assert indices.tolist() == [[10, 10, 11, 9, 20, 0, 20, 0]]
+
+
+def test_decode_bins_expectation_and_argmax_differ_on_soft_distributions():
+    probabilities = np.zeros((1, 8, 21))
+    probabilities[..., 10], probabilities[..., 11] = 0.75, 0.25
+    np.testing.assert_allclose(decode_bins(probabilities, 32), 0.25 * 3.2)
+    np.testing.assert_array_equal(decode_bins(probabilities, 32, "argmax"), 0.0)
+    with pytest.raises(ValueError, match="method"):
+        decode_bins(probabilities, 32, "mode")
+
+
+def test_corner_confidence_is_the_product_of_the_coordinate_peaks():
+    certain = offsets_to_bins(np.zeros((1, 8)))
+    np.testing.assert_array_equal(corner_confidence(certain), 1.0)
+    uniform = np.full((1, 8, 21), 1 / 21)
+    np.testing.assert_allclose(corner_confidence(uniform), 1 / 21**2)
+    mixed = certain.astype(np.float64).copy()
+    mixed[0, 3] = 0.0
+    mixed[0, 3, 10], mixed[0, 3, 12] = 0.6, 0.4  # y of the top-right corner
+    np.testing.assert_allclose(corner_confidence(mixed), [[1.0, 0.6, 1.0, 1.0]])
+
+
+def test_mobilenet_twin_builds_and_predicts(tmp_path):
+    model = build_model("mobilenet", input_size=32, width=0.35, dense_units=16)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 2)).astype(np.float32)
+    assert model.predict(x, verbose=0).shape == (2, 8)
+    # The frozen 1x1 selectors turn each channel into a 3-channel image.
+    for name, channel in [("patch_a_rgb", 0), ("patch_b_rgb", 1)]:
+        rgb = keras.ops.convert_to_numpy(model.get_layer(name)(x))
+        np.testing.assert_array_equal(rgb, np.repeat(x[..., channel : channel + 1], 3, axis=-1))
+        assert not model.get_layer(name).trainable
+    # One backbone, shared by both patches.
+    backbones = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    assert len(backbones) == 1
+    model.save(tmp_path / "twin.keras")
+    restored = keras.saving.load_model(tmp_path / "twin.keras", safe_mode=True)
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# Prediction API, with small models whose output is known.
+
+
+def mean_intensity_model(size):
+    """Outputs [mean of channel A, mean of channel B, 0, ...] of the normalized input."""
+    model = keras.Sequential([keras.Input((size, size, 2)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8)])
+    kernel = np.zeros((2, 8), np.float32)
+    kernel[0, 0] = kernel[1, 1] = 1.0
+    model.layers[-1].set_weights([kernel, np.zeros(8, np.float32)])
+    return model
+
+
+def constant_model(size, normalized_offsets):
+    """A regression model that always outputs ``normalized_offsets``."""
+    model = keras.Sequential([keras.Input((size, size, 2)), keras.layers.Flatten(), keras.layers.Dense(8)])
+    model.layers[-1].set_weights([np.zeros((size * size * 2, 8), np.float32), np.asarray(normalized_offsets, np.float32)])
+    return model
+
+
+def test_predict_offsets_resizes_normalizes_and_scales():
+    model = mean_intensity_model(32)
+    pairs = np.empty((2, 64, 64, 2), np.uint8)
+    pairs[0, ..., 0], pairs[0, ..., 1] = 255, 0
+    pairs[1, ..., 0], pairs[1, ..., 1] = 191, 64
+    offsets = predict_offsets(model, pairs, rho=8)
+    assert offsets.shape == (2, 8) and offsets.dtype == np.float64
+    normalized = (np.array([[255, 0], [191, 64]]) - 127.5) / 127.5
+    np.testing.assert_allclose(offsets[:, :2], normalized * 8 * (64 / 32), rtol=1e-5)
+    np.testing.assert_allclose(offsets[:, 2:], 0.0, atol=1e-6)
+    # The same pairs at the model's size give offsets half as large.
+    np.testing.assert_allclose(predict_offsets(model, pairs[:, ::2, ::2], rho=8), offsets / 2, rtol=1e-5)
+
+
+def test_predict_offsets_decodes_classification_by_expectation():
+    size, bins = 32, 21
+    logits = np.full((8, bins), -50.0, np.float32)
+    logits[np.arange(8), [0, 5, 10, 15, 20, 11, 9, 10]] = 50.0
+    model = keras.Sequential([
+        keras.Input((size, size, 2)), keras.layers.Flatten(), keras.layers.Dense(8 * bins),
+        keras.layers.Reshape((8, bins)), keras.layers.Softmax(axis=-1),
+    ])
+    model.layers[1].set_weights([np.zeros((size * size * 2, 8 * bins), np.float32), logits.reshape(-1)])
+    pairs = np.zeros((1, 48, 48, 2), np.uint8)
+    expected = bin_centres(16, bins)[[0, 5, 10, 15, 20, 11, 9, 10]] * 48 / 32
+    np.testing.assert_allclose(predict_offsets(model, pairs, rho=16)[0], expected, atol=1e-4)
+
+
+def test_predict_offsets_rejects_bad_pairs():
+    model = constant_model(32, np.zeros(8))
+    with pytest.raises(ValueError, match="uint8"):
+        predict_offsets(model, np.zeros((1, 32, 32, 2), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        predict_offsets(model, np.zeros((1, 32, 30, 2), np.uint8))
+
+
+def test_estimate_homography_reprojects_the_corners_of_the_images():
+    gray, _ = read_grayscale(embedded_photo_paths("train")[0])
+    image_a = cv2.resize(gray, (200, 150), interpolation=cv2.INTER_AREA)
+    width, height, size, rho = 200, 150, 32, 8
+    # True offsets in image pixels, chosen to be what the model sees at its size.
+    model_offsets = np.array([3, -2, -4, 1, 2, 5, -1, -3], np.float64)
+    true_offsets = model_offsets * np.tile([width / size, height / size], 4)
+    h_true = offsets_to_homography(true_offsets, size=(width, height))
+    image_b = cv2.warpPerspective(image_a, h_true, (width, height))
+    model = constant_model(size, model_offsets / rho)
+
+    h_ab = estimate_homography(model, cv2.cvtColor(image_a, cv2.COLOR_GRAY2BGR), image_b, rho=rho)
+    assert h_ab.shape == (3, 3)
+    original = patch_corners((width, height))
+    perturbed = original + true_offsets.reshape(4, 2)
+    # H_ab maps the perturbed corners onto the image corners, and A onto B.
+    np.testing.assert_allclose(warp_points(h_ab, perturbed), original, atol=1e-3)
+    inner = np.array([[50.0, 40.0], [120.0, 90.0], [160.0, 30.0]])
+    np.testing.assert_allclose(warp_points(h_ab, inner), warp_points(h_true, inner), atol=1e-3)
+    warped = cv2.warpPerspective(image_a, h_ab, (width, height))
+    assert np.mean(np.abs(warped.astype(int) - image_b.astype(int))) < 1.0
+
+
+def test_estimate_homography_rejects_images_of_different_sizes():
+    model = constant_model(32, np.zeros(8))
+    with pytest.raises(ValueError, match="same size"):
+        estimate_homography(model, np.zeros((50, 60), np.uint8), np.zeros((50, 61), np.uint8))
