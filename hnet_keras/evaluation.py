@@ -110,7 +110,7 @@ def _protocol(protocol):
     return "custom", protocol
 
 
-def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAULT_PAIRS):
+def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAULT_PAIRS, split=None):
     """The pairs an evaluation runs on.
 
     Args:
@@ -122,6 +122,9 @@ def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAUL
         protocol: ``"train"``, ``"paper"`` or a ``SynthesisConfig``.
         seed: seed of the synthesis.
         count: number of pairs.
+        split: with a folder of ``images``, only its ``"train"``, ``"validation"`` or
+            ``"test"`` part (:func:`hnet_keras.images.split_images`), so a model trained on
+            the folder is tested on photos it never saw.
 
     Without ``data`` or ``images`` the pairs are synthesized from the hold-out of
     the embedded photos (:func:`hnet_keras.images.embedded_photo_paths` ``("test")``).
@@ -155,8 +158,18 @@ def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAUL
     from .loaders import synthesize_pairs
 
     source = images if images is not None else embedded_photo_paths("test")
-    pairs, offsets = synthesize_pairs(count, source, config=config, seed=seed)
     label = f"images {images}" if images is not None else "embedded photos (test hold-out)"
+    if split is not None:
+        from .images import list_images, split_images
+
+        if images is None:
+            raise ValueError("split selects a part of a folder of images: give images too")
+        parts = split_images(list_images(images))
+        if split not in parts:
+            raise ValueError(f"split must be one of {', '.join(parts)}, got {split!r}")
+        source = parts[split]
+        label = f"images {images} ({split} split, {len(source)} files)"
+    pairs, offsets = synthesize_pairs(count, source, config=config, seed=seed)
     return TestSet(pairs, offsets, name, seed, label)
 
 
@@ -466,6 +479,9 @@ def register_commands(subparsers):
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="train",
                         help="synthesis protocol: train (320x240, 128 px, rho 32) or "
                         "paper (640x480, 256 px, rho 64; the network sees pairs at 128 px)")
+    parser.add_argument("--split", choices=("train", "validation", "test"), default=None,
+                        help="with --images: use only this part of the folder's fixed split by file name "
+                        "(default: every image)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthesized test set")
     parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS,
                         help="pairs to synthesize, or the first N pairs of --data (0: all of --data)")
@@ -532,7 +548,8 @@ def _run_evaluate(args):
         raise ValueError(f"--pairs must be positive (0 only with --data), got {args.pairs}")
     methods, model, network_rho = _methods_for(args)
     test_set = load_test_set(
-        data=args.data, images=args.images, protocol=args.protocol, seed=args.seed, count=args.pairs
+        data=args.data, images=args.images, protocol=args.protocol, seed=args.seed, count=args.pairs,
+        split=args.split,
     )
     result = evaluate(
         test_set,

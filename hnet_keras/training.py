@@ -34,7 +34,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .images import embedded_photo_paths
+from .images import embedded_photo_paths, list_images, split_images
 from .loaders import ArchiveDataset, OnTheFlyDataset
 from .losses import euclidean_l2, make_mace
 from .models import MODEL_KINDS, build_model, offsets_to_bins
@@ -144,6 +144,23 @@ PRESETS = {
         optimizer="adam",
         learning_rate=0.002,
         lr_drop_every=2500,
+        validation_batches=8,
+    ),
+    # The checkpoint shipped in checkpoints/hnet_compact: the cpu preset's half-scale
+    # pairs at a quarter of the paper's width, long enough to matter on 2 cores.
+    "compact": Preset(
+        name="compact",
+        image_size=(160, 120),
+        input_size=64,
+        rho=16,
+        width=0.25,
+        dropout=False,
+        batch_size=32,
+        iterations=24_000,
+        steps_per_epoch=500,
+        optimizer="adam",
+        learning_rate=0.001,
+        lr_drop_every=18_000,
         validation_batches=8,
     ),
     # A wiring check: trains a tiny model end to end in a few seconds.
@@ -458,6 +475,16 @@ def train(
     preset = get_preset(preset, **overrides)
     folder = Path(checkpoint_dir) / (run or preset.name)
     keras.utils.set_random_seed(seed)
+    if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
+        # A folder is split by file name: train on its training part, validate on its
+        # validation part; the test part is never seen (see images.split_images).
+        parts = split_images(list_images(images))
+        images = parts["train"]
+        if validation_data is None:
+            validation_data = OnTheFlyDataset(
+                parts["validation"], preset.batch_size, batches_per_epoch=preset.validation_batches,
+                config=preset.synthesis, seed=seed, fixed=True,
+            )
 
     train_data, train_source = _training_data(preset, data, images, seed)
     val_data, val_source = _validation_data(preset, validation_data, seed)
@@ -560,7 +587,9 @@ def register_commands(subparsers):
     parser.add_argument("--val-data", default=unset,
                         help="folder of validation archives (default: pairs of the held-out embedded photos)")
     parser.add_argument("--images", default=unset,
-                        help="folder of images for on-the-fly pairs (default: the embedded training photos)")
+                        help="folder of images for on-the-fly pairs, split by file name into train / "
+                        "validation / test parts: trains on the first, validates on the second "
+                        "(default: the embedded training photos)")
     for flag, kind, text in _OVERRIDES:
         parser.add_argument(flag, type=kind, default=unset, help=f"{text} (default: the preset's)",
                             **({"choices": MODEL_KINDS} if flag == "--kind" else {}))
