@@ -163,6 +163,23 @@ PRESETS = {
         lr_drop_every=18_000,
         validation_batches=8,
     ),
+    # The notebooks' default: quarter-scale pairs (32 px, rho 8) that a laptop CPU
+    # trains past the identity baseline in about a minute.
+    "tiny": Preset(
+        name="tiny",
+        image_size=(96, 72),
+        input_size=32,
+        rho=8,
+        width=0.25,
+        dropout=False,
+        batch_size=64,
+        iterations=1000,
+        steps_per_epoch=250,
+        optimizer="adam",
+        learning_rate=0.002,
+        lr_drop_every=None,
+        validation_batches=4,
+    ),
     # A wiring check: trains a tiny model end to end in a few seconds.
     "smoke": Preset(
         name="smoke",
