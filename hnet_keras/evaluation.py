@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .baselines import BASELINES, DEFAULT_BASELINES, Method, get_method
+from .fileio import atomic_write_text
 from .geometry import corner_errors
 from .synthesis import PAPER_TEST_PROTOCOL, TRAIN_PROTOCOL
 
@@ -332,21 +333,6 @@ class Evaluation:
                 )
                 paths.append(save_figure(figure, folder / f"example_{i}.png"))
         return paths
-
-
-def atomic_write_text(path, text):
-    """Write text to ``path`` through a hidden temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_figure(figure, path, dpi=100):

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from .fileio import atomic_write_text
 from .archive import ARCHIVE_SIZE, write_archive
 from .images import read_grayscale, resolve_image_source
 from .synthesis import TRAIN_PROTOCOL, SynthesisConfig, pairs_from_image
@@ -176,9 +177,7 @@ def generate_dataset(
         },
         "summary": {**asdict(summary), "pairs_per_second": summary.pairs_per_second},
     }
-    temporary = out / ".manifest.json.partial"
-    temporary.write_text(json.dumps(manifest, indent=2))
-    os.replace(temporary, out / "manifest.json")
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2))
     if progress:
         print(summary)
     return summary

@@ -20,6 +20,8 @@ import json
 import os
 from pathlib import Path
 
+from .fileio import atomic_save_model, atomic_write_text
+
 __all__ = [
     "SHIPPED_CHECKPOINT",
     "CHECKPOINT_ENV",
@@ -140,13 +142,7 @@ def save_weights_checkpoint(model, path, kind, options, rho, extra=None):
     path = Path(path)
     if not path.name.endswith(".weights.h5"):
         raise ValueError(f"{path}: a weights checkpoint must end in .weights.h5")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(".tmp-" + path.name)
-    model.save_weights(temporary)
-    os.replace(temporary, path)
+    atomic_save_model(model, path, weights_only=True)
     description = {"kind": kind, "options": dict(options), "rho": int(rho), **dict(extra or {})}
-    sidecar = _sidecar(path)
-    temporary_json = sidecar.with_name(".tmp-" + sidecar.name)
-    temporary_json.write_text(json.dumps(description, indent=2) + "\n")
-    os.replace(temporary_json, sidecar)
+    atomic_write_text(_sidecar(path), json.dumps(description, indent=2) + "\n")
     return path

@@ -34,6 +34,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .fileio import atomic_save_model, atomic_write_text
 from .images import embedded_photo_paths, list_images, split_images
 from .loaders import ArchiveDataset, OnTheFlyDataset
 from .losses import euclidean_l2, make_mace
@@ -307,22 +308,6 @@ def _seed_generator_states(model):
     return [v for v in model.variables if "seed_generator" in v.path]
 
 
-def _atomic_write_text(path, text):
-    temporary = path.with_name(f".tmp-{path.name}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def _atomic_save(model, path, weights_only=False):
-    """Save under ``.tmp-<name>`` (Keras needs the real suffix), then rename."""
-    temporary = path.with_name(f".tmp-{path.name}")
-    if weights_only:
-        model.save_weights(temporary)
-    else:
-        model.save(temporary)
-    os.replace(temporary, path)
-
-
 def _history_csv(rows):
     columns = []
     for row in rows:
@@ -366,15 +351,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.history.append(row)
         folder = self.directory
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(folder / "history.json", json.dumps(self.history, indent=1))
-        _atomic_write_text(folder / "history.csv", _history_csv(self.history))
-        _atomic_save(self.model, folder / "last.keras")
-        _atomic_save(self.model, folder / "last.weights.h5", weights_only=True)
+        atomic_write_text(folder / "history.json", json.dumps(self.history, indent=1))
+        atomic_write_text(folder / "history.csv", _history_csv(self.history))
+        atomic_save_model(self.model, folder / "last.keras")
+        atomic_save_model(self.model, folder / "last.weights.h5", weights_only=True)
         value = row.get(self.monitor)
         if value is not None and value < self.best:
             self.best, self.best_epoch = value, epoch + 1
-            _atomic_save(self.model, folder / "best.keras")
-            _atomic_save(self.model, folder / "best.weights.h5", weights_only=True)
+            atomic_save_model(self.model, folder / "best.keras")
+            atomic_save_model(self.model, folder / "best.weights.h5", weights_only=True)
         state = {
             "epoch": epoch + 1,
             "iterations": iterations,
@@ -387,7 +372,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             ],
             **self.extra_state,
         }
-        _atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
+        atomic_write_text(folder / "state.json", json.dumps(state, indent=1))
 
 
 @dataclass
