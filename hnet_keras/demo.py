@@ -7,7 +7,6 @@ against the OpenCV baselines and saves figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -91,7 +90,9 @@ def export_checkpoint(run, out, which="best"):
 
 def register_commands(subparsers):
     """``demo``, ``estimate`` and ``export-checkpoint``."""
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    from .cli import HelpFormatter
+
+    formatter = HelpFormatter
     demo = subparsers.add_parser("demo", help="quickstart: the network against OpenCV on held-out photos, offline",
                                  formatter_class=formatter)
     demo.add_argument("--out", default="demo_output", help="folder for the figures and the JSON")

@@ -26,7 +26,6 @@ error is included in the figures above, as in the paper) and ``ms_per_pair``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -442,13 +441,15 @@ def evaluate(
 # --- command line ---------------------------------------------------------------------------
 def register_commands(subparsers):
     """``evaluate`` and ``evaluate-pairs``."""
+    from .cli import HelpFormatter
+
     parser = subparsers.add_parser(
         "evaluate",
         help="compare HomographyNet with the OpenCV baselines on synthetic test pairs",
         description="Mean corner error (MACE), median, p90, failure rate and speed of every method "
         "on the same pairs. The paper's protocol (DeTone et al. 2016: regression 9.2, "
         "ORB+RANSAC 11.7, classification 24.1, identity 49.1 px) is --protocol paper.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint for the 'network' method: a .keras model, a run folder or a "
@@ -486,7 +487,7 @@ def register_commands(subparsers):
         help="score full-image homographies on real pairs (HPatches or Oxford-affine folders)",
         description="HPatches homography score: the fraction of pairs whose 4 image corners, warped by "
         "the estimated and the true homography, are on average within 1, 3 and 5 px.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     pairs_parser.add_argument("folder", metavar="DIR",
                               help="an HPatches sequence or Oxford-affine folder, or a folder of them")

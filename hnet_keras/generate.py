@@ -7,7 +7,6 @@ archives whatever the number of workers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -185,10 +184,12 @@ def generate_dataset(
 
 def register_commands(subparsers):
     """``make-dataset``."""
+    from .cli import HelpFormatter
+
     parser = subparsers.add_parser(
         "make-dataset",
         help="synthesize pairs from images into .npz archives",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--images", default=None, help="folder of images (default: the embedded photos)")
     parser.add_argument("--out", required=True, help="output folder for the archives")

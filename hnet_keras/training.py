@@ -569,11 +569,13 @@ _OVERRIDES = (
 
 def register_commands(subparsers):
     """``train``."""
+    from .cli import HelpFormatter
+
     parser = subparsers.add_parser(
         "train",
         help="train a HomographyNet (resumes the run if it has a checkpoint)",
         description="Train with a named recipe (preset); the recipe's fields can be overridden.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="the recipe")
     parser.add_argument("--checkpoints", default="checkpoints", help="folder of the run folders")
