@@ -1,23 +1,28 @@
 """``python -m hnet_keras``: one argparse CLI, each command registered by the module that owns it.
 
 A module in :data:`COMMAND_MODULES` defines ``register_commands(subparsers)``, adding
-its sub-parsers with ``func`` set to a callable taking the parsed arguments.
+its sub-parsers with ``func`` set to a callable taking the parsed arguments. Only the
+module of the command being run is imported (see :data:`COMMANDS`), so commands that
+need no Keras, such as ``make-dataset``, start without loading TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
-COMMAND_MODULES = (
-    "hnet_keras.generate",
-    "hnet_keras.coco",
-    "hnet_keras.training",
-    "hnet_keras.evaluation",
-    "hnet_keras.demo",
-)
+COMMANDS = {
+    "make-dataset": "hnet_keras.generate",
+    "download-coco": "hnet_keras.coco",
+    "train": "hnet_keras.training",
+    "evaluate": "hnet_keras.evaluation",
+    "evaluate-pairs": "hnet_keras.evaluation",
+    "demo": "hnet_keras.demo",
+    "estimate": "hnet_keras.demo",
+    "export-checkpoint": "hnet_keras.demo",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -30,21 +35,24 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def build_parser():
+def build_parser(argv=None):
+    """The parser; with ``argv``, only the module owning its command is imported."""
+    command = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
     parser = argparse.ArgumentParser(
         prog="python -m hnet_keras",
         description="HomographyNet toolkit: datasets, training, evaluation against OpenCV.",
         formatter_class=HelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).register_commands(subparsers)
+    for name in modules:
+        importlib.import_module(name).register_commands(subparsers)
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         result = args.func(args)
     except (FileNotFoundError, ValueError) as error:
