@@ -451,18 +451,13 @@ def register_commands(subparsers):
         "ORB+RANSAC 11.7, classification 24.1, identity 49.1 px) is --protocol paper.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint for the 'network' method: a .keras model, a run folder or a "
-                        "described .weights.h5 (default: the shipped checkpoint)")
+    _add_method_arguments(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", default=None,
                         help="folder of .npz archives (or one archive) to evaluate on")
     source.add_argument("--images", default=None,
                         help="folder of images to synthesize a seeded test set from "
                         "(without --data or --images: the embedded photos' test hold-out)")
-    parser.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=None, metavar="METHOD",
-                        help=f"methods to run, from {', '.join(METHOD_CHOICES)} "
-                        "(default: every available baseline, plus network with --checkpoint)")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="train",
                         help="synthesis protocol: train (320x240, 128 px, rho 32) or "
                         "paper (640x480, 256 px, rho 64; the network sees pairs at 128 px)")
@@ -472,8 +467,6 @@ def register_commands(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthesized test set")
     parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS,
                         help="pairs to synthesize, or the first N pairs of --data (0: all of --data)")
-    parser.add_argument("--network-rho", type=int, default=None,
-                        help="the rho the network was trained with (default: the checkpoint's own)")
     parser.add_argument("--batch-size", type=int, default=64, help="the network's batch size")
     parser.add_argument("--json", required=True, help="where to write the JSON summary")
     parser.add_argument("--csv", default=None,
@@ -491,21 +484,26 @@ def register_commands(subparsers):
     )
     pairs_parser.add_argument("folder", metavar="DIR",
                               help="an HPatches sequence or Oxford-affine folder, or a folder of them")
-    pairs_parser.add_argument("--checkpoint", default=None,
-                              help="checkpoint for the 'network' method: a .keras model, a run folder or "
-                              "a described .weights.h5 (default: the shipped checkpoint)")
-    pairs_parser.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=None, metavar="METHOD",
-                              help=f"methods to run, from {', '.join(METHOD_CHOICES)} "
-                              "(default: every available baseline, plus network with --checkpoint)")
+    _add_method_arguments(pairs_parser)
     pairs_parser.add_argument("--max-side", type=int, default=None,
                               help="downsize images so their longer side is at most this before the "
                               "baselines run, and scale the homography back (default: the module's "
                               "REAL_PAIRS_MAX_SIDE; 0 = full size)")
-    pairs_parser.add_argument("--network-rho", type=int, default=None,
-                              help="the rho the network was trained with (default: the checkpoint's own)")
     pairs_parser.add_argument("--json", required=True, help="where to write the JSON scores")
     pairs_parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     pairs_parser.set_defaults(func=_run_evaluate_pairs)
+
+
+def _add_method_arguments(parser):
+    """``--methods``, ``--checkpoint`` and ``--network-rho``, shared by both commands."""
+    parser.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=None, metavar="METHOD",
+                        help=f"methods to run, from {', '.join(METHOD_CHOICES)} (default: every available "
+                        "baseline, plus network when a checkpoint is at hand)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint for the 'network' method: a .keras model, a run folder or a "
+                        "described .weights.h5 (default: the shipped checkpoint)")
+    parser.add_argument("--network-rho", type=int, default=None,
+                        help="the rho the network was trained with (default: the checkpoint's own)")
 
 
 def _methods_for(args):

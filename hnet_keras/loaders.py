@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter, OrderedDict
 
+import cv2
 import keras
 import numpy as np
 
@@ -218,6 +219,10 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         config: the recipe's sizes.
         seed: the seed.
         fixed: draw the same pairs every epoch (for a validation set).
+        input_size: feed the pairs resized to this side (area averaging), as
+            :func:`hnet_keras.predict_offsets` does at inference: a model with a 64 px
+            input then trains on exactly what it sees when given 128 px pairs. The
+            targets stay ``offsets / rho``, which resizing does not change.
     """
 
     def __init__(
@@ -229,9 +234,11 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         seed=0,
         fixed=False,
         prepared=None,
+        input_size=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.input_size = input_size if input_size and input_size != config.patch_size else None
         self.prepared = prepared if prepared is not None else load_prepared_images(images, config)[0]
         self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
         self.config, self.seed, self.fixed = config, seed, fixed
@@ -254,4 +261,9 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         for i, choice in enumerate(rng.integers(0, len(self.prepared), self.batch_size)):
             pair = sample_pair(self.prepared[choice], rng, self.config)
             images[i], offsets[i] = pair.stacked, pair.offsets
+        if self.input_size:
+            side = self.input_size
+            images = np.stack(
+                [cv2.resize(pair, (side, side), interpolation=cv2.INTER_AREA) for pair in images]
+            )
         return normalize_images(images), normalize_offsets(offsets, self.config.rho)

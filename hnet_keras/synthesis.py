@@ -123,10 +123,10 @@ def prepare_image(gray, config=TRAIN_PROTOCOL):
 
 @functools.lru_cache(maxsize=64)
 def _draw_bounds(width, height, size, rho):
-    """Bounds of ``rng.integers`` for x, y and the 8 offsets (high exclusive)."""
-    low = np.array([rho, rho] + [-rho] * 8, np.int64)
-    high = np.array([width - size - rho + 1, height - size - rho + 1] + [rho + 1] * 8, np.int64)
-    return low, high
+    """Lowest value and number of values of x, y and the 8 offsets, as float64."""
+    low = np.array([rho, rho] + [-rho] * 8, np.float64)
+    high = np.array([width - size - rho + 1, height - size - rho + 1] + [rho + 1] * 8, np.float64)
+    return low, high - low
 
 
 @functools.lru_cache(maxsize=16)
@@ -148,8 +148,10 @@ def sample_pair(image, rng, config=TRAIN_PROTOCOL, warp="window"):
     """
     size, rho = config.patch_size, config.rho
     height, width = image.shape
-    # One draw for the position and the 8 offsets: x, y, then offsets.
-    draws = rng.integers(*_draw_bounds(width, height, size, rho))
+    # One draw for the position and the 8 offsets (x, y, then offsets), each uniform
+    # over its integers: floor(low + u * count) for u uniform in [0, 1).
+    low, count = _draw_bounds(width, height, size, rho)
+    draws = np.floor(low + rng.random(10) * count).astype(np.int64)
     x, y = int(draws[0]), int(draws[1])
     offsets = draws[2:]
     square = _square(size)
