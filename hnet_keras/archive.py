@@ -10,11 +10,12 @@ bytes.
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import replacing
 
 __all__ = [
     "ARCHIVE_SIZE",
@@ -64,9 +65,7 @@ def write_archive(path, images, offsets):
     images = np.ascontiguousarray(images)
     offsets = np.ascontiguousarray(offsets)
     _check_arrays(images, offsets, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
+    with replacing(path) as temporary:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name, array in (("images", images), ("offsets", offsets)):
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_DATE)
@@ -77,10 +76,6 @@ def write_archive(path, images, offsets):
                 with archive.open(info, "w", force_zip64=info.file_size >= zipfile.ZIP64_LIMIT) as member:
                     member.write(header)
                     member.write(memoryview(array.reshape(-1)).cast("B"))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -30,6 +30,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from .fileio import atomic_write_text
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "KNOWN_ZIPS",
@@ -181,12 +183,6 @@ def _stamp(dest, split):
     return dest / f".{split}.zip.verified"
 
 
-def _write_json_atomic(path, payload):
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2))
-    os.replace(temporary, path)
-
-
 def _zip_is_good(archive, split, want, progress, chunk_size):
     """Whether an existing ``{split}.zip`` is the expected file.
 
@@ -208,7 +204,7 @@ def _zip_is_good(archive, split, want, progress, chunk_size):
     digest = file_md5(archive, chunk_size, progress)
     if want["md5"] is not None and digest != want["md5"]:
         return False
-    _write_json_atomic(stamp, {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": digest})
+    atomic_write_text(stamp, json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": digest}))
     return True
 
 
@@ -255,7 +251,7 @@ def _fetch(split, dest, url, want, progress, chunk_size, timeout):
         os.fsync(file.fileno())
     os.replace(partial, archive)
     stat = archive.stat()
-    _write_json_atomic(_stamp(dest, split), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": md5})
+    atomic_write_text(_stamp(dest, split), json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": md5}))
     return archive
 
 
@@ -360,7 +356,7 @@ def _extract(archive, dest, split, progress):
         os.replace(images, stale)
     os.replace(work / split, images)
     files = sum(1 for m in members if not m.is_dir())
-    _write_json_atomic(_marker(dest, split), {"split": split, "zip": archive.name, "files": files})
+    atomic_write_text(_marker(dest, split), json.dumps({"split": split, "zip": archive.name, "files": files}))
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(stale, ignore_errors=True)
 

@@ -29,14 +29,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .baselines import BASELINES, DEFAULT_BASELINES, Method, get_method
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, replacing
 from .geometry import corner_errors
 from .synthesis import PAPER_TEST_PROTOCOL, TRAIN_PROTOCOL
 
@@ -336,16 +335,9 @@ class Evaluation:
 
 def save_figure(figure, path, dpi=100):
     """Save a matplotlib figure as PNG atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
+    with replacing(path) as temporary:
         figure.savefig(temporary, format="png", dpi=dpi)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 # --- the evaluation -------------------------------------------------------------------------

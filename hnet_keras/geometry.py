@@ -25,7 +25,6 @@ __all__ = [
     "offsets_to_homography",
     "homography_to_offsets",
     "warp_points",
-    "translation",
     "corner_errors",
     "mean_corner_error",
 ]
@@ -44,11 +43,6 @@ def patch_corners(size, origin=(0.0, 0.0)):
         [[x, y], [x + width, y], [x + width, y + height], [x, y + height]],
         dtype=np.float64,
     )
-
-
-def translation(dx, dy):
-    """3x3 homography that adds ``(dx, dy)`` to every point."""
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
 
 def warp_points(homography, points):

@@ -23,6 +23,8 @@ __all__ = [
     "normalize_images",
     "normalize_offsets",
     "denormalize_offsets",
+    "resize_image",
+    "resize_pairs",
     "data_loader",
     "ArchiveDataset",
     "OnTheFlyDataset",
@@ -44,6 +46,30 @@ def normalize_offsets(offsets, rho=32):
 def denormalize_offsets(targets, rho=32):
     """Regression outputs back to pixel offsets."""
     return np.asarray(targets, np.float64) * rho
+
+
+def resize_image(image, width, height):
+    """Resize with area averaging to shrink (no aliasing) and bilinear to enlarge."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def resize_pairs(pairs, size):
+    """Stacked pairs (N, P, P, 2) resized to (N, size, size, 2) with :func:`resize_image`.
+
+    Training on resized pairs (``OnTheFlyDataset(input_size=...)``) and prediction
+    (:func:`hnet_keras.predict_offsets`) both go through here, so a model sees the
+    same pixels in both.
+    """
+    if pairs.shape[1] == size:
+        return pairs
+    resized = np.empty((len(pairs), size, size, 2), pairs.dtype)
+    for i, pair in enumerate(pairs):
+        for channel in range(2):  # channel by channel: OpenCV rounds 2-channel images differently
+            resized[i, :, :, channel] = resize_image(pair[:, :, channel], size, size)
+    return resized
 
 
 def data_loader(path, batch_size=64, rho=32, shuffle=False, seed=None):
@@ -262,8 +288,5 @@ class OnTheFlyDataset(keras.utils.PyDataset):
             pair = sample_pair(self.prepared[choice], rng, self.config)
             images[i], offsets[i] = pair.stacked, pair.offsets
         if self.input_size:
-            side = self.input_size
-            images = np.stack(
-                [cv2.resize(pair, (side, side), interpolation=cv2.INTER_AREA) for pair in images]
-            )
+            images = resize_pairs(images, self.input_size)
         return normalize_images(images), normalize_offsets(offsets, self.config.rho)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .geometry import offsets_to_homography
-from .loaders import normalize_images
+from .loaders import normalize_images, resize_image, resize_pairs
 from .models import decode_bins
 
 __all__ = ["model_input_size", "predict_offsets", "estimate_homography"]
@@ -26,14 +26,6 @@ def model_input_size(model):
     if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 2 or shape[1] is None:
         raise ValueError(f"expected a model taking (S, S, 2) pairs, got input shape {shape}")
     return int(shape[1])
-
-
-def _resize(image, width, height):
-    """Area averaging to shrink (no aliasing), bilinear to enlarge."""
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    shrinking = width * height < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def _predict_model_pixels(model, pairs, rho, batch_size):
@@ -62,10 +54,7 @@ def predict_offsets(model, pairs, rho=32, batch_size=64):
         raise ValueError(f"pairs must be uint8 (N, P, P, 2), got {pairs.dtype} {pairs.shape}")
     size = model_input_size(model)
     patch = pairs.shape[1]
-    if patch != size:
-        pairs = np.stack(
-            [np.stack([_resize(pair[:, :, c], size, size) for c in range(2)], axis=-1) for pair in pairs]
-        ) if len(pairs) else np.empty((0, size, size, 2), np.uint8)
+    pairs = resize_pairs(pairs, size)
     return _predict_model_pixels(model, pairs, rho, batch_size) * (patch / size)
 
 
@@ -103,7 +92,7 @@ def estimate_homography(model, image_a, image_b, rho=32):
         raise ValueError(f"image_a and image_b must have the same size, got {gray_a.shape} and {gray_b.shape}")
     height, width = gray_a.shape
     size = model_input_size(model)
-    pair = np.stack([_resize(gray_a, size, size), _resize(gray_b, size, size)], axis=-1)[None]
+    pair = np.stack([resize_image(gray_a, size, size), resize_image(gray_b, size, size)], axis=-1)[None]
     offsets = _predict_model_pixels(model, pair, rho, batch_size=1)[0]
     offsets = offsets * np.tile([width / size, height / size], 4)
     return offsets_to_homography(offsets, size=(width, height))
