@@ -138,71 +138,24 @@ PRESETS = {
     # a third of the image wide learned fastest), rho 16, a quarter of the filters and
     # FC units, no dropout (the small model underfits) and Adam, which leaves the
     # initial plateau much sooner than SGD at this size.
-    "cpu": Preset(
-        name="cpu",
-        image_size=(192, 144),
-        input_size=64,
-        rho=16,
-        width=0.25,
-        dropout=False,
-        batch_size=64,
-        iterations=6000,
-        steps_per_epoch=250,
-        optimizer="adam",
-        learning_rate=0.002,
-        lr_drop_every=2500,
-        validation_batches=8,
-    ),
+    "cpu": Preset(name="cpu", image_size=(192, 144), input_size=64, rho=16, width=0.25, dropout=False,
+                  iterations=6000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
+                  lr_drop_every=2500, validation_batches=8),
     # Phase 1 of the checkpoint shipped in checkpoints/hnet_compact: the cpu preset's
     # model on half-scale pairs (160x120 images). Its reproduce.py then goes on to
     # 28,000 iterations on 128 px pairs resized to 64 px, which is what ships.
-    "compact": Preset(
-        name="compact",
-        image_size=(160, 120),
-        input_size=64,
-        rho=16,
-        width=0.25,
-        dropout=False,
-        batch_size=32,
-        iterations=24_000,
-        steps_per_epoch=500,
-        optimizer="adam",
-        learning_rate=0.001,
-        lr_drop_every=18_000,
-        validation_batches=8,
-    ),
+    "compact": Preset(name="compact", image_size=(160, 120), input_size=64, rho=16, width=0.25, dropout=False,
+                      batch_size=32, iterations=24_000, steps_per_epoch=500, optimizer="adam",
+                      learning_rate=0.001, lr_drop_every=18_000, validation_batches=8),
     # The notebooks' default: quarter-scale pairs (32 px, rho 8) that a laptop CPU
     # trains past the identity baseline in about a minute.
-    "tiny": Preset(
-        name="tiny",
-        image_size=(96, 72),
-        input_size=32,
-        rho=8,
-        width=0.25,
-        dropout=False,
-        batch_size=64,
-        iterations=1000,
-        steps_per_epoch=250,
-        optimizer="adam",
-        learning_rate=0.002,
-        lr_drop_every=None,
-        validation_batches=4,
-    ),
+    "tiny": Preset(name="tiny", image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False,
+                   iterations=1000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
+                   lr_drop_every=None, validation_batches=4),
     # A wiring check: trains a tiny model end to end in a few seconds.
-    "smoke": Preset(
-        name="smoke",
-        image_size=(64, 48),
-        input_size=32,
-        rho=8,
-        width=0.125,
-        batch_size=16,
-        iterations=40,
-        steps_per_epoch=10,
-        optimizer="adam",
-        learning_rate=0.002,
-        lr_drop_every=20,
-        validation_batches=2,
-    ),
+    "smoke": Preset(name="smoke", image_size=(64, 48), input_size=32, rho=8, width=0.125, batch_size=16,
+                    iterations=40, steps_per_epoch=10, optimizer="adam", learning_rate=0.002,
+                    lr_drop_every=20, validation_batches=2),
 }
 
 
