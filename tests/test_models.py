@@ -227,3 +227,17 @@ def test_estimate_homography_rejects_images_of_different_sizes():
     model = constant_model(32, np.zeros(8))
     with pytest.raises(ValueError, match="same size"):
         estimate_homography(model, np.zeros((50, 60), np.uint8), np.zeros((50, 61), np.uint8), rho=8)
+
+
+def test_outputs_become_pixels_only_with_a_given_rho():
+    from hnet_keras.models import outputs_to_offsets
+
+    steps = np.stack([np.full((2, 8), 0.1), np.full((2, 8), 0.5)], axis=1)  # (B, K, 8): the last step counts
+    np.testing.assert_allclose(outputs_to_offsets(steps, 16), 8.0)
+    np.testing.assert_allclose(outputs_to_offsets(np.full((2, 8), 0.25), 16), 4.0)
+    probabilities = offsets_to_bins(np.full((1, 8), 3.2), 32)  # (B, 8, 21): decoded by expectation
+    np.testing.assert_allclose(outputs_to_offsets(probabilities, 32), 3.2)
+    model = constant_model(32, np.zeros(8))
+    for bad in (None, 0, -8):
+        with pytest.raises(ValueError, match="rho must be a positive number"):
+            predict_offsets(model, np.zeros((1, 32, 32, 2), np.uint8), rho=bad)
