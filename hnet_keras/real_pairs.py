@@ -320,15 +320,8 @@ def corner_distance(h_estimated, h_true, image_size):
     return float(np.mean(np.linalg.norm(warp_points(h_estimated, corners) - warp_points(h_true, corners), axis=1)))
 
 
-def evaluate_real_pairs(
-    pairs,
-    methods=None,
-    model=None,
-    max_side=REAL_PAIRS_MAX_SIDE,
-    network_rho=None,
-    thresholds=SCORE_THRESHOLDS,
-    progress=True,
-):
+def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX_SIDE, network_rho=None,
+                        thresholds=SCORE_THRESHOLDS, progress=True):
     """HPatches homography scores of every method on real pairs.
 
     Args:

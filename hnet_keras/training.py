@@ -3,15 +3,13 @@ the ``train`` CLI command.
 
 A run lives in ``<checkpoint_dir>/<run>/``:
 
-* ``last.keras`` (model + optimizer state) and ``last.weights.h5`` (+ ``last.json``),
-  rewritten every epoch;
-* ``best.keras`` and ``best.weights.h5`` (+ ``best.json``), the epoch with the lowest
-  validation MACE;
+* ``last.keras`` (model + optimizer state) and ``last.weights.h5``, rewritten every epoch;
+* ``best.keras`` and ``best.weights.h5``, the epoch with the lowest validation MACE;
 * ``history.json`` and ``history.csv``, one row per epoch;
 * ``state.json``: epochs done, optimizer iterations, best validation MACE, the recipe, the seed
   and the dropout random states.
 
-Every model file carries its description (architecture and rho, see
+Every ``.keras`` file carries its description (architecture and rho, see
 :mod:`hnet_keras.checkpoint`), so it can be used out of its folder. Every file is written
 under a temporary name, then moved into place with ``os.replace``, so a run killed at any
 moment leaves complete files; the state is written last. Resuming loads ``last.keras``
@@ -39,7 +37,7 @@ import keras
 import numpy as np
 
 from .checkpoint import describe_model, save_model
-from .fileio import atomic_write_text
+from .fileio import atomic_save_model, atomic_write_text
 from .history import history_csv
 from .images import embedded_photo_paths, list_images, split_images
 from .loaders import ArchiveDataset, OnTheFlyDataset
@@ -306,8 +304,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.best, self.best_epoch = value, epoch + 1
             names.append("best")
         for name in names:
-            for suffix in (".keras", ".weights.h5"):
-                save_model(self.model, folder / f"{name}{suffix}", self.preset.description())
+            save_model(self.model, folder / f"{name}.keras", self.preset.description())
+            atomic_save_model(self.model, folder / f"{name}.weights.h5", weights_only=True)
         state = {
             "epoch": epoch + 1,
             "iterations": iterations,
