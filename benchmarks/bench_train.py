@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 
 from hnet_keras.generate import generate_dataset  # noqa: E402
 from hnet_keras.images import embedded_photo_paths  # noqa: E402
-from hnet_keras.loaders import ArchiveDataset, OnTheFlyDataset, load_prepared_images  # noqa: E402
+from hnet_keras.loaders import ArchiveDataset, OnTheFlyDataset  # noqa: E402
+from hnet_keras.synthesis import load_prepared_images  # noqa: E402
 from hnet_keras.models import build_model  # noqa: E402
 from hnet_keras.synthesis import TRAIN_PROTOCOL  # noqa: E402
 from hnet_keras.training import PRESETS, compile_model  # noqa: E402

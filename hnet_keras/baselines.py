@@ -12,7 +12,8 @@ it fall back to the identity (zero offsets) with ``failed=True``; the method cou
 the reason in its ``failures`` Counter. This is how DeTone et al. score ORB + RANSAC
 too: a failed pair still counts in the mean corner error, with the identity's error.
 
-Methods (:data:`BASELINES`, name -> method; :func:`get_method` gives a fresh copy):
+Methods (registered in :data:`hnet_keras.methods.BASELINES`, name -> method;
+:func:`hnet_keras.methods.get_method` gives a fresh copy):
 
 * ``identity``: zero offsets, the "no motion" reference.
 * ``orb_ransac``: ORB features, Hamming matching with Lowe's ratio test,
@@ -20,13 +21,12 @@ Methods (:data:`BASELINES`, name -> method; :func:`get_method` gives a fresh cop
 * ``sift_ransac``: the same with SIFT (L2 matching).
 * ``akaze_ransac``: the same with AKAZE. OpenCV 5 moved AKAZE out of the main
   package (to opencv-contrib-python); where the build has no AKAZE the method
-  is left out of :func:`available_methods` and asking for it raises a clear error.
+  is left out of the defaults and asking for it raises a clear error.
 * ``sift_magsac``: SIFT matches with ``cv2.USAC_MAGSAC`` instead of RANSAC.
 * ``ecc``: direct (intensity-based) alignment, ``cv2.findTransformECC`` with
   ``MOTION_HOMOGRAPHY``, run coarse to fine on an image pyramid from the identity.
 
-:func:`network_method` wraps a Keras model (through :mod:`hnet_keras.predict`) in the
-same interface, with a batched path for speed.
+:class:`hnet_keras.methods.NetworkMethod` wraps a Keras model in the same interface.
 
 Direction of the estimated homography (see :mod:`hnet_keras.geometry`): ``H_ab`` maps a
 point of patch A to the point of patch B showing the same content.
@@ -54,34 +54,15 @@ __all__ = [
     "Estimate",
     "EstimationFailed",
     "Method",
+    "IdentityMethod",
     "FeatureMethod",
     "ECCMethod",
-    "NetworkMethod",
-    "BASELINES",
-    "DEFAULT_BASELINES",
-    "available_methods",
-    "get_method",
-    "network_method",
     "check_homography",
+    "check_pair",
     "akaze_available",
-    "LOWE_RATIO",
-    "MIN_KEYPOINTS",
-    "MIN_MATCHES",
-    "MIN_INLIERS",
-    "RANSAC_REPROJ_THRESHOLD",
-    "MAGSAC_THRESHOLD",
-    "RANSAC_MAX_ITERS",
-    "RANSAC_CONFIDENCE",
-    "MIN_ABS_DET",
-    "MAX_CONDITION",
-    "MAX_OFFSET_FRACTION",
-    "ORB_FEATURES",
-    "ORB_EDGE_THRESHOLD",
-    "ECC_MAX_ITERATIONS",
-    "ECC_EPSILON",
-    "ECC_GAUSS_FILTER",
-    "ECC_PYRAMID_LEVELS",
-    "ECC_MIN_SIDE",
+    "orb_detector",
+    "sift_detector",
+    "akaze_detector",
 ]
 
 # --- thresholds (named, so a reader can see and change them) -------------------------
@@ -212,23 +193,29 @@ class Method:
         clone.failures = Counter()
         return clone
 
-    def __call__(self, patch_a, patch_b):
-        """The :class:`Estimate` for one pair of (P, P) uint8 patches; a failure gives zero offsets."""
-        patch_a, patch_b = _check_pair(patch_a, patch_b)
+    def offsets(self, patch_a, patch_b):
+        """The (8,) corner offsets of a checked pair; raises :class:`EstimationFailed`."""
         size = patch_a.shape[0]
-        start = time.perf_counter()
+        offsets = homography_to_offsets(check_homography(self.homography(patch_a, patch_b), size), size=size)
+        if not np.all(np.isfinite(offsets)):
+            raise EstimationFailed("non-finite offsets")
+        return offsets
+
+    def attempt(self, estimate, fallback):
+        """``(estimate(), False)``, or ``(fallback, True)`` with the failure's reason counted."""
         try:
-            h = self.homography(patch_a, patch_b)
-            offsets = homography_to_offsets(check_homography(h, size), size=size)
-            if not np.all(np.isfinite(offsets)):
-                raise EstimationFailed("non-finite offsets")
-            failed = False
+            return estimate(), False
         except EstimationFailed as failure:
             self.failures[failure.reason] += 1
-            offsets, failed = np.zeros(8), True
         except (cv2.error, np.linalg.LinAlgError) as error:
-            self.failures[f"{type(error).__name__}"] += 1
-            offsets, failed = np.zeros(8), True
+            self.failures[type(error).__name__] += 1
+        return fallback, True
+
+    def __call__(self, patch_a, patch_b):
+        """The :class:`Estimate` for one pair of (P, P) uint8 patches; a failure gives zero offsets."""
+        patch_a, patch_b = check_pair(patch_a, patch_b)
+        start = time.perf_counter()
+        offsets, failed = self.attempt(lambda: self.offsets(patch_a, patch_b), np.zeros(8))
         return Estimate(np.asarray(offsets, np.float64), failed, (time.perf_counter() - start) * 1000.0)
 
     def estimate_batch(self, pairs, progress=None):
@@ -248,7 +235,8 @@ class Method:
         return offsets, failed, ms
 
 
-def _check_pair(patch_a, patch_b):
+def check_pair(patch_a, patch_b):
+    """Two square uint8 patches of one size, contiguous; a ValueError otherwise."""
     patch_a, patch_b = np.asarray(patch_a), np.asarray(patch_b)
     if patch_a.ndim != 2 or patch_a.shape != patch_b.shape or patch_a.shape[0] != patch_a.shape[1]:
         raise ValueError(
@@ -269,6 +257,11 @@ class IdentityMethod(Method):
         return np.eye(3)
 
 
+def sift_detector():
+    """OpenCV's SIFT."""
+    return cv2.SIFT_create()
+
+
 def akaze_available():
     """Whether this OpenCV build has AKAZE (OpenCV 5 moved it to opencv-contrib-python)."""
     return _akaze_factory() is not None
@@ -283,11 +276,13 @@ def _akaze_factory():
     return None
 
 
-def _orb():
+def orb_detector():
+    """ORB tuned for small patches (see :data:`ORB_EDGE_THRESHOLD`)."""
     return cv2.ORB_create(nfeatures=ORB_FEATURES, edgeThreshold=ORB_EDGE_THRESHOLD, patchSize=ORB_EDGE_THRESHOLD)
 
 
-def _akaze():
+def akaze_detector():
+    """AKAZE, or a clear error where this OpenCV build has none."""
     factory = _akaze_factory()
     if factory is None:
         raise ValueError(
@@ -389,125 +384,3 @@ class ECCMethod(Method):
                 raise EstimationFailed("non-finite homography")
         # template A, input B: B(W x) ~ A(x), so W is H_ab (see the module docstring)
         return warp.astype(np.float64)
-
-
-class NetworkMethod(Method):
-    """A Keras HomographyNet in the common interface.
-
-    Pairs of any patch size are resized to the model's input and the offsets scaled
-    back (:func:`hnet_keras.predict.predict_offsets`); ``rho`` is the network's
-    *training* rho (32 for the paper's model), which de-normalizes its outputs,
-    whatever the rho of the test pairs. A network never "fails".
-
-    :meth:`estimate_batch` runs the model on batches; its per-pair time is the batch
-    time divided by the batch size, after one untimed warm-up batch (graph tracing).
-    """
-
-    def __init__(self, model, rho=32, batch_size=64, name="network", description=None):
-        super().__init__(name, description or f"HomographyNet ({getattr(model, 'name', 'model')})")
-        self.model, self.rho, self.batch_size = model, rho, batch_size
-        self._warm = False
-
-    def _predict(self, pairs):
-        from .predict import predict_offsets
-
-        return np.asarray(predict_offsets(self.model, pairs, rho=self.rho, batch_size=self.batch_size), np.float64)
-
-    def homography(self, image_a, image_b):
-        from .predict import estimate_homography
-
-        return estimate_homography(self.model, image_a, image_b, rho=self.rho)
-
-    def __call__(self, patch_a, patch_b):
-        patch_a, patch_b = _check_pair(patch_a, patch_b)
-        start = time.perf_counter()
-        offsets = self._predict(np.stack([patch_a, patch_b], axis=-1)[None])[0]
-        return Estimate(offsets, False, (time.perf_counter() - start) * 1000.0)
-
-    def estimate_batch(self, pairs, progress=None):
-        pairs = np.asarray(pairs)
-        if pairs.ndim != 4 or pairs.shape[-1] != 2 or pairs.dtype != np.uint8:
-            raise ValueError(f"pairs must be uint8 (N, P, P, 2), got {pairs.dtype} {pairs.shape}")
-        if not self._warm and len(pairs):
-            self._predict(pairs[: self.batch_size])
-            self._warm = True
-        offsets = np.zeros((len(pairs), 8))
-        ms = np.zeros(len(pairs))
-        for start in range(0, len(pairs), self.batch_size):
-            chunk = pairs[start : start + self.batch_size]
-            began = time.perf_counter()
-            offsets[start : start + len(chunk)] = self._predict(chunk)
-            ms[start : start + len(chunk)] = (time.perf_counter() - began) * 1000.0 / len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-        return offsets, np.zeros(len(pairs), bool), ms
-
-
-def network_method(model, rho=None, batch_size=64, name="network"):
-    """The ``network`` method from a Keras model or a checkpoint path.
-
-    Args:
-        model: a Keras model taking (B, S, S, 2) inputs, or a checkpoint path
-            (:func:`hnet_keras.pretrained.load_checkpoint`).
-        rho: the rho the network was trained with (de-normalizes its outputs);
-            ``None`` takes a checkpoint's own, or 32 for a model object.
-    """
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from .pretrained import load_checkpoint
-
-        model, checkpoint_rho = load_checkpoint(model)
-        rho = checkpoint_rho if rho is None else rho
-    return NetworkMethod(model, rho=32 if rho is None else rho, batch_size=batch_size, name=name)
-
-
-# --- the registry -----------------------------------------------------------------------
-def _sift():
-    return cv2.SIFT_create()
-
-
-BASELINES = {
-    "identity": IdentityMethod(),
-    "orb_ransac": FeatureMethod("orb_ransac", "ORB + RANSAC", _orb, cv2.NORM_HAMMING),
-    "sift_ransac": FeatureMethod("sift_ransac", "SIFT + RANSAC", _sift, cv2.NORM_L2),
-    "akaze_ransac": FeatureMethod("akaze_ransac", "AKAZE + RANSAC", _akaze, cv2.NORM_HAMMING),
-    "sift_magsac": FeatureMethod(
-        "sift_magsac", "SIFT + MAGSAC++", _sift, cv2.NORM_L2, cv2.USAC_MAGSAC, MAGSAC_THRESHOLD
-    ),
-    "ecc": ECCMethod(),
-}
-"""Registry: method name -> :class:`Method`, callable on a pair: ``BASELINES["sift_ransac"](a, b)``.
-
-These shared instances accumulate failure counts over every call; :func:`get_method`
-gives a fresh copy with its own counts (what the evaluation uses)."""
-
-
-def available_methods():
-    """Names of the baselines this OpenCV build can run (AKAZE only where present)."""
-    return [name for name in BASELINES if name != "akaze_ransac" or akaze_available()]
-
-
-DEFAULT_BASELINES = tuple(available_methods())
-"""The baselines :func:`hnet_keras.evaluation.evaluate` runs by default."""
-
-
-def get_method(name, model=None, rho=32, batch_size=64):
-    """A fresh method by name; ``"network"`` needs ``model`` (a Keras model or a checkpoint path).
-
-    A :class:`Method` instance passes through unchanged.
-
-    Raises:
-        ValueError: an unknown name, ``network`` without a model, or AKAZE missing from OpenCV.
-    """
-    if isinstance(model, Method) and name == "network":
-        return model
-    if isinstance(name, Method):
-        return name
-    if name == "network":
-        if model is None:
-            raise ValueError("the 'network' method needs a model: pass a Keras model or --checkpoint PATH")
-        return network_method(model, rho=rho, batch_size=batch_size)
-    if name not in BASELINES:
-        raise ValueError(f"unknown method {name!r}; choose from {sorted(BASELINES) + ['network']}")
-    if name == "akaze_ransac":
-        _akaze()  # a clear error now rather than on the first pair
-    return BASELINES[name].fresh()

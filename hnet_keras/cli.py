@@ -1,9 +1,11 @@
 """``python -m hnet_keras``: one argparse CLI, each command registered by the module that owns it.
 
 A module in :data:`COMMAND_MODULES` defines ``register_commands(subparsers)``, adding
-its sub-parsers with ``func`` set to a callable taking the parsed arguments. Only the
-module of the command being run is imported (see :data:`COMMANDS`), so commands that
-need no Keras, such as ``make-dataset``, start without loading TensorFlow.
+its sub-parsers with ``func`` set to a callable taking the parsed arguments; the
+sub-parsers get the :class:`HelpFormatter` from here (``add_subparsers(parser_class=...)``),
+so no command module imports this one. Only the module of the command being run is
+imported (see :data:`COMMANDS`), so commands that need no Keras, such as ``make-dataset``
+or ``evaluate`` on the classical methods, start without loading TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ COMMANDS = {
     "download-coco": "hnet_keras.coco",
     "train": "hnet_keras.training",
     "evaluate": "hnet_keras.evaluation",
-    "evaluate-pairs": "hnet_keras.evaluation",
+    "evaluate-pairs": "hnet_keras.real_pairs",
     "demo": "hnet_keras.demo",
     "estimate": "hnet_keras.demo",
     "export-checkpoint": "hnet_keras.demo",
@@ -35,6 +37,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A sub-command's parser, with :class:`HelpFormatter` unless told otherwise."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 def build_parser(argv=None):
     """The parser; with ``argv``, only the module owning its command is imported."""
     command = next((arg for arg in argv or () if not arg.startswith("-")), None)
@@ -44,7 +53,7 @@ def build_parser(argv=None):
         description="HomographyNet toolkit: datasets, training, evaluation against OpenCV.",
         formatter_class=HelpFormatter,
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in modules:
         importlib.import_module(name).register_commands(subparsers)
     return parser

@@ -363,15 +363,12 @@ def _extract(archive, dest, split, progress):
 
 def register_commands(subparsers):
     """``download-coco``."""
-    from .cli import HelpFormatter
-
     sizes = ", ".join(f"{name} {entry['size'] / 1e9:.1f} GB" for name, entry in KNOWN_ZIPS.items())
     parser = subparsers.add_parser(
         "download-coco",
         help="download, verify (MD5) and unzip MS-COCO 2017 images; resumable",
         description="Download an MS-COCO 2017 image zip (resuming a partial download), check its size "
         "and MD5, and unzip it into DEST/SPLIT. Running it again skips finished work.",
-        formatter_class=HelpFormatter,
     )
     parser.add_argument("--split", choices=SPLITS, default="val2017", help=f"which image zip ({sizes})")
     parser.add_argument("--dest", required=True, help="folder for SPLIT.zip and the extracted SPLIT/ images")

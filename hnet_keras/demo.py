@@ -1,4 +1,5 @@
-"""Commands for using a trained network: ``demo``, ``estimate`` and ``export-checkpoint``.
+"""Commands for using a trained network: ``demo``, ``estimate`` and ``export-checkpoint``
+(:func:`hnet_keras.checkpoint.export_checkpoint`).
 
 ``demo`` is the quickstart: offline, on the embedded photos, with the shipped checkpoint
 (or, where there is none, a smoke-trained model, and it says so), it prints the table
@@ -10,20 +11,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-__all__ = ["run_demo", "export_checkpoint", "register_commands"]
+from .checkpoint import export_checkpoint, load_checkpoint, load_pretrained, shipped_checkpoint
+from .evaluation import evaluate, load_test_set
+from .images import read_grayscale
+from .plots import plot_mace_bars, plot_pair, save_figure
+
+__all__ = ["run_demo", "register_commands"]
 
 
 def _model_for_demo(checkpoint, out, seed):
     """``(model, rho, note)`` from a checkpoint, the shipped one, or a smoke training run."""
-    from .pretrained import load_checkpoint, shipped_checkpoint
-
     path = Path(checkpoint) if checkpoint else shipped_checkpoint()
     if path.exists():
         model, rho = load_checkpoint(path)
         return model, rho, f"network: {path}"
-    from .training import train
+    from .training import train  # Keras, only when a model must be trained
 
     result = train("smoke", run="demo_smoke", checkpoint_dir=Path(out) / "checkpoints", seed=seed,
                    resume=False, verbose=0)
@@ -38,10 +43,7 @@ def run_demo(out="demo_output", pairs=200, seed=0, checkpoint=None, progress=Tru
     Returns:
         the :class:`hnet_keras.evaluation.Evaluation`; figures and a JSON go to ``out``.
     """
-    import keras
-
-    from .evaluation import evaluate, load_test_set, save_figure
-    from . import plots
+    import keras  # for its seed
 
     out = Path(out)
     model, rho, note = _model_for_demo(checkpoint, out, seed)
@@ -53,10 +55,10 @@ def run_demo(out="demo_output", pairs=200, seed=0, checkpoint=None, progress=Tru
     print(result.table())
     out.mkdir(parents=True, exist_ok=True)
     result.write_json(out / "demo.json")
-    save_figure(plots.plot_mace_bars(result), out / "mace_bars.png")
+    save_figure(plot_mace_bars(result), out / "mace_bars.png")
     predicted = result.predictions["network"]
     save_figure(
-        plots.plot_pair(test_set.pairs[0, :, :, 0], test_set.pairs[0, :, :, 1], test_set.offsets[0], predicted[0],
+        plot_pair(test_set.pairs[0, :, :, 0], test_set.pairs[0, :, :, 1], test_set.offsets[0], predicted[0],
                         title="network"),
         out / "example_pair.png",
     )
@@ -64,53 +66,23 @@ def run_demo(out="demo_output", pairs=200, seed=0, checkpoint=None, progress=Tru
     return result
 
 
-def export_checkpoint(run, out, which="best"):
-    """Write a run's model as a compact, described ``.weights.h5`` (see :mod:`hnet_keras.pretrained`)."""
-    from .pretrained import load_checkpoint, save_weights_checkpoint
-    from .training import Preset
-
-    run = Path(run)
-    state_path = run / "state.json"
-    if not state_path.is_file():
-        raise FileNotFoundError(f"{run}: not a training run folder (no state.json)")
-    state = json.loads(state_path.read_text())
-    preset = Preset(**state["preset"])
-    model, rho = load_checkpoint(run / f"{which}.keras")
-    history = json.loads((run / "history.json").read_text()) if (run / "history.json").is_file() else []
-    facts = {
-        "preset": state["preset"],
-        "epoch": state.get("best_epoch") if which == "best" else state["epoch"],
-        "iterations": next((row["iterations"] for row in history if row["epoch"] == state.get("best_epoch")),
-                           state["iterations"]) if which == "best" else state["iterations"],
-        "best_val_mace": state.get("best_val_mace"),
-        "seed": state.get("seed"),
-    }
-    return save_weights_checkpoint(model, out, preset.kind, preset.model_options(), rho, extra={"training": facts})
-
-
 def register_commands(subparsers):
     """``demo``, ``estimate`` and ``export-checkpoint``."""
-    from .cli import HelpFormatter
-
-    formatter = HelpFormatter
-    demo = subparsers.add_parser("demo", help="quickstart: the network against OpenCV on held-out photos, offline",
-                                 formatter_class=formatter)
+    demo = subparsers.add_parser("demo", help="quickstart: the network against OpenCV on held-out photos, offline")
     demo.add_argument("--out", default="demo_output", help="folder for the figures and the JSON")
     demo.add_argument("--pairs", type=int, default=200, help="test pairs")
     demo.add_argument("--seed", type=int, default=0, help="seed of the test pairs")
     demo.add_argument("--checkpoint", default=None, help="checkpoint to use (default: the shipped one)")
     demo.set_defaults(func=lambda args: run_demo(args.out, args.pairs, args.seed, args.checkpoint) and 0)
 
-    estimate = subparsers.add_parser("estimate", help="the homography from image A to image B, by the network",
-                                     formatter_class=formatter)
+    estimate = subparsers.add_parser("estimate", help="the homography from image A to image B, by the network")
     estimate.add_argument("image_a", help="first image")
     estimate.add_argument("image_b", help="second image (same size)")
     estimate.add_argument("--checkpoint", default=None, help="checkpoint to use (default: the shipped one)")
     estimate.add_argument("--overlay", default=None, help="write A with B warped onto it here (PNG)")
     estimate.set_defaults(func=_run_estimate)
 
-    export = subparsers.add_parser("export-checkpoint", help="a run's model as a compact .weights.h5 + .json",
-                                   formatter_class=formatter)
+    export = subparsers.add_parser("export-checkpoint", help="a run's model as a compact .weights.h5 + .json")
     export.add_argument("run", help="the training run folder")
     export.add_argument("--out", required=True, help="the .weights.h5 to write")
     export.add_argument("--which", choices=("best", "last"), default="best", help="which model of the run")
@@ -118,11 +90,7 @@ def register_commands(subparsers):
 
 
 def _run_estimate(args):
-    import cv2
-
-    from .images import read_grayscale
-    from .predict import estimate_homography
-    from .pretrained import load_pretrained
+    from .predict import estimate_homography  # Keras, only for this command
 
     images = []
     for path in (args.image_a, args.image_b):

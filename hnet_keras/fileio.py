@@ -6,10 +6,11 @@ A reader (or a resumed run) sees the old file or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
-__all__ = ["replacing", "atomic_write_text", "atomic_save_model"]
+__all__ = ["replacing", "atomic_write_text", "atomic_write_json", "atomic_save_model"]
 
 
 @contextlib.contextmanager
@@ -55,3 +56,8 @@ def atomic_save_model(model, path, weights_only=False):
         else:
             model.save(temporary)
     return Path(path)
+
+
+def atomic_write_json(path, value):
+    """Write ``value`` as indented JSON atomically; returns the path."""
+    return atomic_write_text(path, json.dumps(value, indent=2) + "\n")

@@ -184,13 +184,7 @@ def generate_dataset(
 
 def register_commands(subparsers):
     """``make-dataset``."""
-    from .cli import HelpFormatter
-
-    parser = subparsers.add_parser(
-        "make-dataset",
-        help="synthesize pairs from images into .npz archives",
-        formatter_class=HelpFormatter,
-    )
+    parser = subparsers.add_parser("make-dataset", help="synthesize pairs from images into .npz archives")
     parser.add_argument("--images", default=None, help="folder of images (default: the embedded photos)")
     parser.add_argument("--out", required=True, help="output folder for the archives")
     parser.add_argument("--pairs-per-image", type=int, default=1, help="pairs drawn from each image")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import skimage.data
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -74,15 +75,6 @@ def list_images(folder):
     return paths
 
 
-def _embedded_folder():
-    try:
-        import skimage.data
-    except ImportError as error:  # pragma: no cover - scikit-image is a requirement
-        raise ImportError(
-            "the embedded default photos come from scikit-image: pip install scikit-image"
-        ) from error
-    return Path(skimage.data.__file__).parent
-
 
 def embedded_photo_paths(split="all"):
     """Paths of the real photos inside the installed scikit-image wheel.
@@ -93,7 +85,7 @@ def embedded_photo_paths(split="all"):
     """
     if split not in ("all", "train", "test"):
         raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
-    folder = _embedded_folder()
+    folder = Path(skimage.data.__file__).parent
     names = [name for name in EMBEDDED_PHOTOS if (folder / name).is_file()]
     if split == "train":
         names = [name for name in names if name not in EMBEDDED_TEST_PHOTOS]

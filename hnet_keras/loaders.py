@@ -8,71 +8,42 @@ Keras under the TensorFlow, JAX or PyTorch backend alike.
 
 from __future__ import annotations
 
-import warnings
-from collections import Counter, OrderedDict
+import json
+from collections import OrderedDict
+from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 
 from .archive import archive_length, list_archives, read_archive
-from .images import read_grayscale, resolve_image_source
-from .synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
+from .synthesis import (
+    TRAIN_PROTOCOL,
+    load_prepared_images,
+    normalize_images,
+    normalize_offsets,
+    resize_pairs,
+    sample_pairs,
+)
 
-__all__ = [
-    "normalize_images",
-    "normalize_offsets",
-    "denormalize_offsets",
-    "resize_image",
-    "resize_pairs",
-    "data_loader",
-    "ArchiveDataset",
-    "OnTheFlyDataset",
-    "load_prepared_images",
-    "synthesize_pairs",
-]
+__all__ = ["archives_rho", "data_loader", "ArchiveDataset", "OnTheFlyDataset"]
 
 
-def normalize_images(images):
-    """uint8 pairs to the network's input range [-1, 1]: ``(x - 127.5) / 127.5``."""
-    return (np.asarray(images, np.float32) - 127.5) / 127.5
+def archives_rho(path, rho=None):
+    """``rho`` when given, else the one ``manifest.json`` records for the archives at ``path``.
 
-
-def normalize_offsets(offsets, rho=32):
-    """Pixel offsets to the regression target ``offsets / rho``."""
-    return np.asarray(offsets, np.float32) / np.float32(rho)
-
-
-def denormalize_offsets(targets, rho=32):
-    """Regression outputs back to pixel offsets."""
-    return np.asarray(targets, np.float64) * rho
-
-
-def resize_image(image, width, height):
-    """Resize with area averaging to shrink (no aliasing) and bilinear to enlarge."""
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    shrinking = width * height < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-
-
-def resize_pairs(pairs, size):
-    """Stacked pairs (N, P, P, 2) resized to (N, size, size, 2) with :func:`resize_image`.
-
-    Training on resized pairs (``OnTheFlyDataset(input_size=...)``) and prediction
-    (:func:`hnet_keras.predict_offsets`) both go through here, so a model sees the
-    same pixels in both.
+    Raises:
+        ValueError: no rho given and none recorded, naming the path.
     """
-    if pairs.shape[1] == size:
-        return pairs
-    resized = np.empty((len(pairs), size, size, 2), pairs.dtype)
-    for i, pair in enumerate(pairs):
-        for channel in range(2):  # channel by channel: OpenCV rounds 2-channel images differently
-            resized[i, :, :, channel] = resize_image(pair[:, :, channel], size, size)
-    return resized
+    if rho is not None:
+        return rho
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    try:
+        return json.loads((folder / "manifest.json").read_text())["parameters"]["rho"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: give the archives' rho (no manifest.json beside them records it)") from None
 
 
-def data_loader(path, batch_size=64, rho=32, shuffle=False, seed=None):
+def data_loader(path, batch_size=64, rho=None, shuffle=False, seed=None):
     """Infinite generator of normalized ``(x, y)`` batches, looping over the archives.
 
     The loader of the published Keras notebook, made robust: it holds one archive in
@@ -82,13 +53,14 @@ def data_loader(path, batch_size=64, rho=32, shuffle=False, seed=None):
     Args:
         path: a folder of ``.npz`` archives or one archive.
         batch_size: samples per batch; the last batch of an archive may be smaller.
-        rho: the offsets' normalization.
+        rho: the offsets' normalization; default: the ``rho`` of the folder's ``manifest.json``.
         shuffle: shuffle archives and samples each pass.
         seed: seed of the shuffling.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     archives = list_archives(path)
+    rho = archives_rho(path, rho)
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(len(archives)) if shuffle else range(len(archives))
@@ -114,18 +86,19 @@ class ArchiveDataset(keras.utils.PyDataset):
     Args:
         path: a folder of archives or one archive.
         batch_size: samples per batch (the last batch of an epoch may be smaller).
-        rho: the offsets' normalization.
+        rho: the offsets' normalization; default: the ``rho`` of the folder's ``manifest.json``.
         shuffle: shuffle as above; ``False`` reads in file order.
         seed: seed of the shuffling; epoch ``e`` uses ``(seed, e)``.
         mix: archives shuffled together.
         limit: use only the first ``limit`` samples of the dataset (for quick runs).
     """
 
-    def __init__(self, path, batch_size=64, rho=32, shuffle=True, seed=0, mix=2, limit=None, **kwargs):
+    def __init__(self, path, batch_size=64, rho=None, shuffle=True, seed=0, mix=2, limit=None, **kwargs):
         super().__init__(**kwargs)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.archives = list_archives(path)
+        rho = archives_rho(path, rho)
         self.lengths = np.array([archive_length(a) for a in self.archives])
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)])
         self.size = int(self.starts[-1]) if limit is None else min(int(limit), int(self.starts[-1]))
@@ -183,55 +156,6 @@ class ArchiveDataset(keras.utils.PyDataset):
         return normalize_images(images), normalize_offsets(offsets, self.rho)
 
 
-def load_prepared_images(images=None, config=TRAIN_PROTOCOL, progress=False):
-    """Read and prepare (step 1 of the recipe) every usable image, skipping bad ones.
-
-    Returns:
-        ``(prepared, skipped)``: a list of (H, W) uint8 arrays and a Counter of the
-        reasons images were skipped. Each skip is also warned about, naming the file.
-    """
-    paths = resolve_image_source(images)
-    prepared, skipped = [], Counter()
-    iterator = paths
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(paths, unit="img", desc="reading images")
-    for path in iterator:
-        gray, reason = read_grayscale(path)
-        if gray is None:
-            skipped["unreadable"] += 1
-            continue
-        try:
-            prepared.append(prepare_image(gray, config))
-        except ValueError as error:
-            warnings.warn(f"skipping {path}: {error}", stacklevel=2)
-            skipped["too small"] += 1
-    if not prepared:
-        raise ValueError(f"none of the {len(paths)} images is usable for {config}")
-    return prepared, skipped
-
-
-def synthesize_pairs(count, images=None, config=TRAIN_PROTOCOL, seed=0, prepared=None):
-    """A seeded in-memory set of ``count`` pairs, drawn evenly over the images.
-
-    Returns:
-        ``(pairs, offsets)``: (count, P, P, 2) uint8 and (count, 8) int64, the
-        archive format.
-    """
-    if prepared is None:
-        prepared, _ = load_prepared_images(images, config)
-    rng = np.random.default_rng(seed)
-    size = config.patch_size
-    pairs = np.empty((count, size, size, 2), np.uint8)
-    offsets = np.empty((count, 8), np.int64)
-    for i in range(count):
-        pair = sample_pair(prepared[i % len(prepared)], rng, config)
-        pairs[i] = pair.stacked
-        offsets[i] = pair.offsets
-    return pairs, offsets
-
-
 class OnTheFlyDataset(keras.utils.PyDataset):
     """Pairs synthesized straight from images, with no archives on disk.
 
@@ -246,7 +170,7 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         seed: the seed.
         fixed: draw the same pairs every epoch (for a validation set).
         input_size: feed the pairs resized to this side (area averaging), as
-            :func:`hnet_keras.predict_offsets` does at inference: a model with a 64 px
+            :func:`hnet_keras.predict.predict_offsets` does at inference: a model with a 64 px
             input then trains on exactly what it sees when given 128 px pairs. The
             targets stay ``offsets / rho``, which resizing does not change.
     """
@@ -281,12 +205,8 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range for {len(self)} batches")
         rng = np.random.default_rng([int(self.seed), self._epoch, int(index)])
-        size = self.config.patch_size
-        images = np.empty((self.batch_size, size, size, 2), np.uint8)
-        offsets = np.empty((self.batch_size, 8), np.int64)
-        for i, choice in enumerate(rng.integers(0, len(self.prepared), self.batch_size)):
-            pair = sample_pair(self.prepared[choice], rng, self.config)
-            images[i], offsets[i] = pair.stacked, pair.offsets
+        sources = rng.integers(0, len(self.prepared), self.batch_size)
+        images, offsets = sample_pairs(self.prepared, sources, rng, self.config)
         if self.input_size:
             images = resize_pairs(images, self.input_size)
         return normalize_images(images), normalize_offsets(offsets, self.config.rho)

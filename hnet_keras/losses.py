@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["euclidean_l2", "mace", "mace_from_bins", "MACE", "make_mace"]
+__all__ = ["euclidean_l2", "MACE"]
 
 # Below this squared norm the square root is clamped: sqrt has an infinite
 # gradient at 0, which would turn a perfect prediction into NaN weights.
@@ -57,8 +57,7 @@ def euclidean_l2(y_true, y_pred):
     return ops.sqrt(ops.maximum(squared, _TINY))
 
 
-@keras.saving.register_keras_serializable(package="hnet_keras")
-def mace(y_true, y_pred, rho=32):
+def _mace(y_true, y_pred, rho):
     """Mean average corner error in pixels, from normalized offsets.
 
     The mean over the 4 corners of the Euclidean distance between the predicted
@@ -74,7 +73,7 @@ def mace(y_true, y_pred, rho=32):
     Args:
         y_true: (B, 8) targets ``offsets / rho``.
         y_pred: (B, 8) predictions in the same units.
-        rho: the normalization of the offsets (32 for the paper's data).
+        rho: the normalization of the offsets.
 
     Returns:
         (B,) errors in pixels.
@@ -84,8 +83,7 @@ def mace(y_true, y_pred, rho=32):
     return ops.mean(ops.sqrt(ops.sum(ops.square(difference), axis=-1)), axis=-1)
 
 
-@keras.saving.register_keras_serializable(package="hnet_keras")
-def mace_from_bins(y_true, y_pred, rho=32):
+def _mace_from_bins(y_true, y_pred, rho):
     """Mean average corner error in pixels, from per-coordinate bin distributions.
 
     Both distributions are decoded by their expectation over the bin centres
@@ -129,8 +127,8 @@ class MACE(keras.metrics.MeanMetricWrapper):
         name: the metric's name in the logs (``mace``, so ``val_mace``).
     """
 
-    def __init__(self, rho=32, from_bins=False, name="mace", dtype=None):
-        super().__init__(fn=mace_from_bins if from_bins else mace, name=name, dtype=dtype, rho=rho)
+    def __init__(self, rho, from_bins=False, name="mace", dtype=None):
+        super().__init__(fn=_mace_from_bins if from_bins else _mace, name=name, dtype=dtype, rho=rho)
         self.rho, self.from_bins = rho, bool(from_bins)
         self._direction = "down"
 
@@ -141,7 +139,3 @@ class MACE(keras.metrics.MeanMetricWrapper):
     def from_config(cls, config):
         return cls(**config)
 
-
-def make_mace(rho=32, from_bins=False):
-    """A registered, serializable MACE metric for offsets normalized by ``rho``."""
-    return MACE(rho=rho, from_bins=from_bins)

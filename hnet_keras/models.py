@@ -19,6 +19,8 @@ from keras import layers
 __all__ = [
     "MODEL_KINDS",
     "build_model",
+    "model_options",
+    "outputs_to_offsets",
     "bin_centres",
     "offsets_to_bins",
     "decode_bins",
@@ -61,6 +63,29 @@ def build_model(kind="regression", **options):
     if kind not in builders:
         raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")
     return builders[kind](kind=kind, **options)
+
+
+def model_options(kind, input_size=128, width=1.0, dropout=True, batchnorm=True, bins=21, **_):
+    """The :func:`build_model` options of a recipe (a :class:`hnet_keras.training.Preset`'s fields)."""
+    options = {"input_size": input_size, "width": width, "dropout": dropout}
+    if kind != "mobilenet":
+        options["batchnorm"] = batchnorm
+    if kind == "classification":
+        options["bins"] = bins
+    return options
+
+
+def outputs_to_offsets(outputs, rho):
+    """A model's outputs as (B, 8) pixel offsets (in pixels of its input).
+
+    (B, 8) regression outputs are ``offsets / rho``; (B, 8, bins) classification
+    outputs are decoded by their expectation; (B, K, 8) outputs of K refinement steps
+    give the last one.
+    """
+    outputs = np.asarray(outputs, np.float64)
+    if outputs.ndim == 3 and outputs.shape[1] == 8 and outputs.shape[2] != 8:
+        return decode_bins(outputs, rho)
+    return (outputs[:, -1] if outputs.ndim == 3 else outputs) * rho
 
 
 def _dropout_rate(dropout):
@@ -156,12 +181,12 @@ def _build_mobilenet(kind, input_size=128, width=1.0, dense_units=512, dropout=T
 # Classification helpers, in numpy: they prepare targets and read predictions.
 
 
-def bin_centres(rho=32, bins=21):
+def bin_centres(rho, bins=21):
     """The offset each bin stands for: ``linspace(-rho, rho, bins)`` (0 is a centre for odd ``bins``)."""
     return np.linspace(-rho, rho, bins)
 
 
-def offsets_to_bins(offsets, rho=32, bins=21, one_hot=True):
+def offsets_to_bins(offsets, rho, bins=21, one_hot=True):
     """Quantize pixel offsets to the nearest of ``bins`` centres spanning ``[-rho, rho]``.
 
     Args:
@@ -177,7 +202,7 @@ def offsets_to_bins(offsets, rho=32, bins=21, one_hot=True):
     return np.eye(bins, dtype=np.float32)[indices]
 
 
-def decode_bins(probabilities, rho=32, method="expectation"):
+def decode_bins(probabilities, rho, method="expectation"):
     """Pixel offsets (..., 8) from per-coordinate bin probabilities (..., 8, bins).
 
     ``"expectation"`` is the probability-weighted mean of the bin centres (sub-bin

@@ -2,8 +2,7 @@
 
 Every function builds a :class:`matplotlib.figure.Figure` with the object API (no
 ``pyplot`` state, so nothing leaks in loops and any backend, Agg included, works) and
-returns it. Save one with ``figure.savefig(path)`` or
-:func:`hnet_keras.evaluation.save_figure`; in a notebook, ``display(figure)``.
+returns it. Save one atomically with :func:`save_figure`; in a notebook, ``display(figure)``.
 
 Colours: patch A's square in blue, the ground-truth quadrilateral in green, the
 predicted one in red (dashed).
@@ -11,15 +10,15 @@ predicted one in red (dashed).
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
+from .fileio import replacing
 from .geometry import offsets_to_homography, patch_corners, warp_points
+from .history import read_history
 
 __all__ = [
     "plot_pair",
@@ -29,13 +28,21 @@ __all__ = [
     "plot_training_curves",
     "plot_corner_confidences",
     "plot_robustness",
-    "read_history",
+    "save_figure",
+    "save_evaluation_figures",
 ]
 
 SQUARE_COLOR = "tab:blue"
 TRUE_COLOR = "tab:green"
 PREDICTED_COLOR = "tab:red"
 CORNER_NAMES = ("top-left", "top-right", "bottom-right", "bottom-left")
+
+
+def save_figure(figure, path, dpi=100):
+    """Save a matplotlib figure as PNG atomically; returns the path."""
+    with replacing(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=dpi)
+    return Path(path)
 
 
 def _quad(ax, corners, color, label, style="-"):
@@ -237,69 +244,13 @@ def plot_mace_bars(source, reference=None, figsize=None):
     return figure
 
 
-def _columns(rows, where):
-    """Rows (dicts) to columns of floats; missing or non-numeric cells are NaN, text columns dropped."""
-    keys = []
-    for row in rows:
-        keys += [key for key in row if key not in keys]
-    columns = {}
-    for key in keys:
-        values = []
-        for row in rows:
-            value = row.get(key)
-            try:
-                values.append(float(value) if value not in (None, "") else float("nan"))
-            except (TypeError, ValueError):
-                values = None
-                break
-        if values is not None:
-            columns[key] = values
-    if not columns:
-        raise ValueError(f"{where}: no numeric column in the history")
-    return columns
-
-
-def read_history(history):
-    """A training history as a dict of lists.
-
-    Accepts a dict of lists, a list of per-epoch dicts (:class:`hnet_keras.training.TrainResult`
-    ``.history``), an object with a ``history`` attribute (a Keras ``History``, a
-    ``TrainResult``), a CSV path (``keras.callbacks.CSVLogger``'s or a run's
-    ``history.csv``), a ``history.json`` path, or a run folder holding ``history.csv``.
-    """
-    if hasattr(history, "history") and isinstance(history.history, (dict, list)):
-        history = history.history
-    if isinstance(history, (str, Path)):
-        path = Path(history)
-        if path.is_dir():
-            path = path / "history.csv"
-        if not path.is_file():
-            raise FileNotFoundError(f"history file not found: {path}")
-        if path.suffix.lower() == ".json":
-            history = json.loads(path.read_text(encoding="utf-8"))
-        else:
-            with open(path, newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-            if not rows:
-                raise ValueError(f"{path}: the history CSV has no rows")
-            history = _columns(rows, path)
-    if isinstance(history, list):
-        if not history or not all(isinstance(row, dict) for row in history):
-            raise ValueError("a history list must hold one dict per epoch")
-        history = _columns(history, "history")
-    if not isinstance(history, dict) or not history:
-        raise ValueError("expected a non-empty history: a dict of lists, a list of epoch dicts, "
-                         "a keras History or a CSV/JSON path")
-    return {key: [float(v) for v in values] for key, values in history.items()}
-
-
 def plot_training_curves(history, figsize=None):
     """Training curves: one axes per metric (loss, mace, ...), training and validation together.
 
     The learning rate (``lr`` or ``learning_rate``) gets its own log-scale axes, last.
 
     Args:
-        history: anything :func:`read_history` reads (a dict of lists, a Keras
+        history: anything :func:`hnet_keras.history.read_history` reads (a dict of lists, a Keras
             ``History``, a run's history, a CSV or JSON path, a run folder).
 
     Returns:
@@ -333,7 +284,7 @@ def plot_training_curves(history, figsize=None):
     return figure
 
 
-def plot_corner_confidences(probabilities, offsets_true=None, rho=32, kind="bars", figsize=None):
+def plot_corner_confidences(probabilities, offsets_true=None, *, rho, kind="bars", figsize=None):
     """Classification HomographyNet's confidences for each corner coordinate.
 
     Args:
@@ -421,3 +372,26 @@ def plot_robustness(report, metric="mace", figsize=None):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     return figure
+
+
+def save_evaluation_figures(result, folder, examples=4):
+    """Save an evaluation's error CDF, MACE bars and a few example pairs as PNGs; returns their paths.
+
+    Args:
+        result: an :class:`hnet_keras.evaluation.Evaluation`; the examples need its pairs
+            and predictions (synthetic pairs) and show the network, else the best method.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [
+        save_figure(plot_error_cdf(result), folder / "error_cdf.png"),
+        save_figure(plot_mace_bars(result), folder / "mace_bars.png"),
+    ]
+    if result.pairs is not None and result.predictions:
+        summary = result.summary()
+        shown = "network" if "network" in result.predictions else min(result.predictions, key=lambda n: summary[n]["mace"])
+        for i in range(min(examples, len(result.pairs))):
+            figure = plot_pair(result.pairs[i, :, :, 0], result.pairs[i, :, :, 1], result.offsets[i],
+                               result.predictions[shown][i], title=f"pair {i}: {result.labels.get(shown, shown)}")
+            paths.append(save_figure(figure, folder / f"example_{i}.png"))
+    return paths

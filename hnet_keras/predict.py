@@ -5,7 +5,8 @@ The model works at its own input size ``S`` (128 for the paper). Inputs of anoth
 size are resized to ``S``; the predicted offsets, which are in pixels of the resized
 input, are then scaled back to the given size. Regression models output
 ``offsets / rho``; classification models output bin probabilities, decoded by their
-expectation.
+expectation (:func:`hnet_keras.models.outputs_to_offsets`). The ``rho`` the model was
+trained with is always an argument: :func:`hnet_keras.checkpoint.load_checkpoint` gives it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .checkpoint import check_rho
 from .geometry import offsets_to_homography
-from .loaders import normalize_images, resize_image, resize_pairs
-from .models import decode_bins
+from .models import outputs_to_offsets
+from .synthesis import normalize_images, resize_image, resize_pairs
 
 __all__ = ["model_input_size", "predict_offsets", "estimate_homography"]
 
@@ -30,13 +32,11 @@ def model_input_size(model):
 
 def _predict_model_pixels(model, pairs, rho, batch_size):
     """Offsets in pixels of the model's input for (N, S, S, 2) uint8 pairs."""
-    output = np.asarray(model.predict(normalize_images(pairs), batch_size=batch_size, verbose=0), np.float64)
-    if output.ndim == 3:
-        return decode_bins(output, rho, method="expectation")
-    return output * rho
+    rho = check_rho(rho, "rho")
+    return outputs_to_offsets(model.predict(normalize_images(pairs), batch_size=batch_size, verbose=0), rho)
 
 
-def predict_offsets(model, pairs, rho=32, batch_size=64):
+def predict_offsets(model, pairs, rho, batch_size=64):
     """Corner offsets of stacked pairs, in pixels of the pairs' own size.
 
     Args:
@@ -70,7 +70,7 @@ def _to_gray(image, name):
     return image
 
 
-def estimate_homography(model, image_a, image_b, rho=32):
+def estimate_homography(model, image_a, image_b, rho):
     """The homography between two views, predicted on the whole images.
 
     Both images are resized to the model's input (aspect ratio not kept); the

@@ -25,8 +25,10 @@ Every method gives a full-image homography ``H_ab`` (image 1 -> image k):
 The score is HPatches' homography estimation accuracy (as in SuperPoint's evaluation):
 the 4 corners of image 1, ``(0, 0), (w, 0), (w, h), (0, h)``, are warped by the
 estimated and by the true ``H``; a pair is correct at ``eps`` px when the mean distance
-between the two warps is at most ``eps``. :data:`SCORE_THRESHOLDS` are 1, 3 and 5 px.
-A method that fails on a pair falls back to the identity for it, and the failure is counted.
+between the two warps (its mean corner error) is at most ``eps``. :data:`SCORE_THRESHOLDS`
+are 1, 3 and 5 px. A method that fails on a pair falls back to the identity for it, and
+the failure is counted. Results are an :class:`hnet_keras.evaluation.Evaluation`, as for
+synthetic pairs; ``python -m hnet_keras evaluate-pairs`` runs it from the command line.
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
-from .baselines import EstimationFailed, NetworkMethod, check_homography
+from .baselines import EstimationFailed, check_homography
+from .evaluation import Evaluation, add_method_arguments, methods_from_args
 from .geometry import patch_corners, warp_points
 from .images import IMAGE_EXTENSIONS, read_grayscale
+from .methods import NetworkMethod, resolve_methods
 
 __all__ = [
     "REAL_PAIRS_MAX_SIDE",
@@ -56,9 +61,8 @@ __all__ = [
     "write_hpatches_sequence",
     "estimate_full_homography",
     "corner_distance",
-    "homography_scores",
     "evaluate_real_pairs",
-    "format_scores",
+    "register_commands",
 ]
 
 REAL_PAIRS_MAX_SIDE = 640
@@ -285,7 +289,8 @@ def estimate_full_homography(method, image_a, image_b, max_side=REAL_PAIRS_MAX_S
     """
     start = time.perf_counter()
     height, width = image_a.shape
-    try:
+
+    def estimate():
         if isinstance(method, NetworkMethod):
             # the network takes two images of one size: B is resized to A's, then mapped back
             resized_b = cv2.resize(image_b, (width, height), interpolation=cv2.INTER_AREA)
@@ -299,14 +304,9 @@ def estimate_full_homography(method, image_a, image_b, max_side=REAL_PAIRS_MAX_S
             h_small = method.homography(small_a, small_b)
             h_small = check_homography(h_small, (small_a.shape[1], small_a.shape[0]), REAL_MAX_OFFSET_FRACTION)
             h = np.linalg.inv(scale_b) @ h_small @ scale_a
-        h = check_homography(h, (width, height), REAL_MAX_OFFSET_FRACTION)
-        failed = False
-    except EstimationFailed as failure:
-        method.failures[failure.reason] += 1
-        h, failed = np.eye(3), True
-    except (cv2.error, np.linalg.LinAlgError) as error:
-        method.failures[type(error).__name__] += 1
-        h, failed = np.eye(3), True
+        return check_homography(h, (width, height), REAL_MAX_OFFSET_FRACTION)
+
+    h, failed = method.attempt(estimate, np.eye(3))
     return h, failed, (time.perf_counter() - start) * 1000.0
 
 
@@ -320,24 +320,8 @@ def corner_distance(h_estimated, h_true, image_size):
     return float(np.mean(np.linalg.norm(warp_points(h_estimated, corners) - warp_points(h_true, corners), axis=1)))
 
 
-def homography_scores(distances, thresholds=SCORE_THRESHOLDS):
-    """Fraction of pairs with a corner distance within each threshold: ``{"score_1px": ..., ...}``."""
-    distances = np.asarray(distances, np.float64)
-    return {
-        f"score_{t:g}px": float(np.mean(distances <= t)) if distances.size else float("nan")
-        for t in thresholds
-    }
-
-
-def evaluate_real_pairs(
-    pairs,
-    methods=None,
-    model=None,
-    max_side=REAL_PAIRS_MAX_SIDE,
-    network_rho=32,
-    thresholds=SCORE_THRESHOLDS,
-    progress=True,
-):
+def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX_SIDE, network_rho=None,
+                        thresholds=SCORE_THRESHOLDS, progress=True):
     """HPatches homography scores of every method on real pairs.
 
     Args:
@@ -346,67 +330,60 @@ def evaluate_real_pairs(
             available baseline, plus ``network`` when ``model`` is given).
         model: a Keras model or checkpoint path for ``network``.
         max_side: the baselines' working size (see the module docstring); ``None``: full size.
+        network_rho: the network's training rho (a checkpoint path brings its own).
 
     Returns:
-        a JSON-able dict: ``pairs``, ``max_side``, ``thresholds``, ``methods`` (name ->
-        ``score_1px``, ``score_3px``, ``score_5px``, ``mean_distance``, ``median_distance``,
-        ``failures``, ``failure_rate``, ``ms_per_pair``, ``label``) and ``per_pair``
-        (name -> list of ``{"pair", "distance", "failed"}``).
+        an :class:`~hnet_keras.evaluation.Evaluation` whose errors are each pair's mean
+        corner distance, with ``score_1px``, ``score_3px`` and ``score_5px`` in its summary.
     """
-    from tqdm.auto import tqdm
-
-    from .evaluation import _resolve_methods
-
     if isinstance(pairs, (str, Path)):
         pairs = load_real_pairs(pairs)
-    resolved = _resolve_methods(methods, model, network_rho, 1)
-    report = {
-        "pairs": len(pairs),
-        "max_side": max_side,
-        "thresholds": list(thresholds),
-        "methods": {},
-        "per_pair": {},
-    }
-    results = {m.name: [] for m in resolved}
+    resolved = resolve_methods(methods, model, network_rho, 1)
+    before = {m.name: dict(m.failures) for m in resolved}
+    rows = {m.name: [] for m in resolved}
     with tqdm(total=len(pairs) * len(resolved), desc="real pairs", unit="est", disable=not progress) as bar:
         for pair in pairs:
             image_a, image_b = pair.images()
             size = (image_a.shape[1], image_a.shape[0])
             for method in resolved:
                 h, failed, ms = estimate_full_homography(method, image_a, image_b, max_side)
-                results[method.name].append((pair.name, corner_distance(h, pair.homography, size), failed, ms))
+                rows[method.name].append((corner_distance(h, pair.homography, size), failed, ms))
                 bar.update(1)
+    result = Evaluation(names=[pair.name for pair in pairs], thresholds=tuple(thresholds),
+                        context={"max_side": max_side},
+                        title=f"{len(pairs)} real pairs, baselines at max side {max_side}")
     for method in resolved:
-        rows = results[method.name]
-        distances = np.array([r[1] for r in rows])
-        failed = np.array([r[2] for r in rows], bool)
-        figures = {"label": method.description}
-        figures.update(homography_scores(distances, thresholds))
-        figures.update(
-            {
-                "mean_distance": float(distances.mean()) if len(rows) else float("nan"),
-                "median_distance": float(np.median(distances)) if len(rows) else float("nan"),
-                "failures": int(failed.sum()),
-                "failure_rate": float(failed.mean()) if len(rows) else 0.0,
-                "ms_per_pair": float(np.mean([r[3] for r in rows])) if len(rows) else float("nan"),
-            }
-        )
-        report["methods"][method.name] = figures
-        report["per_pair"][method.name] = [
-            {"pair": name, "distance": distance, "failed": bool(flag)} for name, distance, flag, _ in rows
-        ]
-    return report
+        errors, failed, ms = (np.array([row[k] for row in rows[method.name]]) for k in range(3))
+        result.add(method, errors, failed, ms, before[method.name])
+    return result
 
 
-def format_scores(report):
-    """A readable table of :func:`evaluate_real_pairs`' report."""
-    keys = [f"score_{t:g}px" for t in report["thresholds"]]
-    header = f"{'method':<26}" + "".join(f"{'@' + k[6:-2] + 'px':>8}" for k in keys)
-    header += f"{'mean px':>10}{'fail %':>8}{'ms/pair':>9}"
-    lines = [f"{report['pairs']} real pairs, baselines at max side {report['max_side']}", header, "-" * len(header)]
-    for name, s in report["methods"].items():
-        lines.append(
-            f"{s['label'][:26]:<26}" + "".join(f"{s[k]:8.3f}" for k in keys)
-            + f"{s['mean_distance']:10.2f}{100 * s['failure_rate']:8.1f}{s['ms_per_pair']:9.1f}"
-        )
-    return "\n".join(lines)
+def register_commands(subparsers):
+    """``evaluate-pairs``."""
+    parser = subparsers.add_parser(
+        "evaluate-pairs",
+        help="score full-image homographies on real pairs (HPatches or Oxford-affine folders)",
+        description="HPatches homography score: the fraction of pairs whose 4 image corners, warped by "
+        "the estimated and the true homography, are on average within 1, 3 and 5 px.",
+    )
+    parser.add_argument("folder", metavar="DIR", help="an HPatches sequence or Oxford-affine folder, or a folder of them")
+    add_method_arguments(parser)
+    parser.add_argument("--max-side", type=int, default=REAL_PAIRS_MAX_SIDE,
+                        help="downsize images so their longer side is at most this before the "
+                        "baselines run, and scale the homography back (0 = full size)")
+    parser.add_argument("--json", required=True, help="where to write the JSON scores")
+    parser.add_argument("--csv", default=None, help="where to write the per-pair CSV (default: the JSON path with .csv)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.set_defaults(func=_run_evaluate_pairs)
+
+
+def _run_evaluate_pairs(args):
+    methods, model, network_rho = methods_from_args(args)
+    result = evaluate_real_pairs(load_real_pairs(args.folder), methods=methods, model=model,
+                                 max_side=args.max_side or None, network_rho=network_rho,
+                                 progress=not args.no_progress)
+    print(result.table())
+    json_path = result.write_json(args.json)
+    csv_path = result.write_csv(args.csv or Path(args.json).with_suffix(".csv"))
+    print(f"wrote {json_path} and {csv_path}")
+    return 0

@@ -18,11 +18,14 @@ seed gives the same degraded pairs whatever perturbations are swept alongside.
 
 from __future__ import annotations
 
-import json
 import zlib
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
+
+from .evaluation import evaluate, format_table
+from .methods import resolve_methods
 
 __all__ = [
     "PERTURBATIONS",
@@ -31,7 +34,6 @@ __all__ = [
     "perturb_pairs",
     "robustness_sweep",
     "format_robustness",
-    "write_robustness_json",
 ]
 
 PERTURBATIONS = {
@@ -114,7 +116,7 @@ def robustness_sweep(
     perturbations=None,
     seed=0,
     model=None,
-    network_rho=32,
+    network_rho=None,
     batch_size=64,
     progress=True,
 ):
@@ -127,21 +129,18 @@ def robustness_sweep(
         perturbations: dict kind -> levels (default :data:`PERTURBATIONS`).
         seed: seed of the noise.
         model: a Keras model (or checkpoint path) for ``network``.
+        network_rho: the network's training rho (a checkpoint path brings its own).
 
     Returns:
         a JSON-able dict: ``seed``, ``pairs``, ``methods``, ``labels`` and
         ``perturbations``: kind -> ``{"levels", "unit", "mace": {method: [...]},
         "failure_rate": {method: [...]}}``.
     """
-    from tqdm.auto import tqdm
-
-    from .evaluation import _resolve_methods, evaluate
-
     perturbations = dict(PERTURBATIONS if perturbations is None else perturbations)
     for kind in perturbations:
         if kind not in PERTURBATIONS:
             raise ValueError(f"unknown perturbation {kind!r}; choose from {sorted(PERTURBATIONS)}")
-    resolved = _resolve_methods(methods, model, network_rho, batch_size)
+    resolved = resolve_methods(methods, model, network_rho, batch_size)
     report = {
         "seed": seed,
         "pairs": int(len(pairs)),
@@ -171,19 +170,10 @@ def robustness_sweep(
 
 def format_robustness(report, metric="mace"):
     """A text table per perturbation: one row per method, one column per level."""
-    lines = []
+    tables = []
     for kind, entry in report["perturbations"].items():
-        header = f"{kind + ' (' + entry['unit'] + ')':<34}" + "".join(f"{level:>9g}" for level in entry["levels"])
-        lines += [header, "-" * len(header)]
-        for name, values in entry[metric].items():
-            label = report.get("labels", {}).get(name, name)
-            lines.append(f"{label[:34]:<34}" + "".join(f"{v:9.2f}" for v in values))
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def write_robustness_json(report, path):
-    """Write a sweep's report as JSON, atomically."""
-    from .evaluation import atomic_write_text
-
-    return atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+        rows = [(report.get("labels", {}).get(name, name), [f"{v:.2f}" for v in values])
+                for name, values in entry[metric].items()]
+        tables.append(format_table(f"{kind} ({entry['unit']})", [f"{level:g}" for level in entry["levels"]], rows,
+                                   label_width=34))
+    return "\n\n".join(tables) + "\n"

@@ -8,20 +8,29 @@
    warped by ``H_ab = getPerspectiveTransform(perturbed, original)`` (see
    :mod:`hnet_keras.geometry` for the convention).
 
-Only the patch window is warped (``H_ab`` composed with a translation to the patch):
-this samples the same pixels as warping the whole image and cropping, for a fraction
-of the work.
+Only the patch window is warped: ``getPerspectiveTransform(square, perturbed)`` is used
+as an inverse map (``WARP_INVERSE_MAP``), which samples the same pixels as warping the
+whole image by ``H_ab`` and cropping, for a fraction of the work.
+
+The module also holds what turns images into arrays of pairs and pairs into network
+inputs (numpy and OpenCV only, no Keras): :func:`load_prepared_images`,
+:func:`sample_pairs`, :func:`synthesize_pairs`, :func:`resize_pairs` and
+:func:`normalize_images` / :func:`normalize_offsets`.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
 from .geometry import patch_corners
+from .images import read_grayscale, resolve_image_source
 
 __all__ = [
     "SynthesisConfig",
@@ -30,7 +39,14 @@ __all__ = [
     "Pair",
     "prepare_image",
     "sample_pair",
+    "sample_pairs",
     "pairs_from_image",
+    "load_prepared_images",
+    "synthesize_pairs",
+    "resize_image",
+    "resize_pairs",
+    "normalize_images",
+    "normalize_offsets",
 ]
 
 
@@ -176,15 +192,91 @@ def sample_pair(image, rng, config=TRAIN_PROTOCOL, warp="window"):
     return Pair(patch_a, patch_b, offsets, (x, y))
 
 
+def sample_pairs(prepared, sources, rng, config=TRAIN_PROTOCOL):
+    """Pair ``i`` sampled from ``prepared[sources[i]]``, in order, from one ``rng``.
+
+    Returns:
+        ``(pairs, offsets)``: (N, P, P, 2) uint8 and (N, 8) int64, the archive format.
+    """
+    size = config.patch_size
+    pairs = np.empty((len(sources), size, size, 2), np.uint8)
+    offsets = np.empty((len(sources), 8), np.int64)
+    for i, source in enumerate(sources):
+        pair = sample_pair(prepared[source], rng, config)
+        pairs[i, :, :, 0], pairs[i, :, :, 1], offsets[i] = pair.patch_a, pair.patch_b, pair.offsets
+    return pairs, offsets
+
+
 def pairs_from_image(gray, count, rng, config=TRAIN_PROTOCOL):
     """``count`` pairs from one raw grayscale image, as ((count, P, P, 2) uint8, (count, 8) int64)."""
-    prepared = prepare_image(gray, config)
-    size = config.patch_size
-    images = np.empty((count, size, size, 2), np.uint8)
-    offsets = np.empty((count, 8), np.int64)
-    for i in range(count):
-        pair = sample_pair(prepared, rng, config)
-        images[i, :, :, 0] = pair.patch_a
-        images[i, :, :, 1] = pair.patch_b
-        offsets[i] = pair.offsets
-    return images, offsets
+    return sample_pairs([prepare_image(gray, config)], np.zeros(count, np.int64), rng, config)
+
+
+def load_prepared_images(images=None, config=TRAIN_PROTOCOL, progress=False):
+    """Read and prepare (step 1 of the recipe) every usable image, skipping bad ones.
+
+    Returns:
+        ``(prepared, skipped)``: a list of (H, W) uint8 arrays and a Counter of the
+        reasons images were skipped. Each skip is also warned about, naming the file.
+    """
+    paths = resolve_image_source(images)
+    prepared, skipped = [], Counter()
+    for path in tqdm(paths, unit="img", desc="reading images", disable=not progress):
+        gray, reason = read_grayscale(path)
+        if gray is None:
+            skipped["unreadable"] += 1
+            continue
+        try:
+            prepared.append(prepare_image(gray, config))
+        except ValueError as error:
+            warnings.warn(f"skipping {path}: {error}", stacklevel=2)
+            skipped["too small"] += 1
+    if not prepared:
+        raise ValueError(f"none of the {len(paths)} images is usable for {config}")
+    return prepared, skipped
+
+
+def synthesize_pairs(count, images=None, config=TRAIN_PROTOCOL, seed=0, prepared=None):
+    """A seeded in-memory set of ``count`` pairs, drawn evenly over the images.
+
+    Returns:
+        ``(pairs, offsets)``: (count, P, P, 2) uint8 and (count, 8) int64, the
+        archive format.
+    """
+    if prepared is None:
+        prepared, _ = load_prepared_images(images, config)
+    return sample_pairs(prepared, np.arange(count) % len(prepared), np.random.default_rng(seed), config)
+
+
+def resize_image(image, width, height):
+    """Resize with area averaging to shrink (no aliasing) and bilinear to enlarge."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def resize_pairs(pairs, size):
+    """Stacked pairs (N, P, P, 2) resized to (N, size, size, 2) with :func:`resize_image`.
+
+    Training on resized pairs (``OnTheFlyDataset(input_size=...)``) and prediction
+    (:func:`hnet_keras.predict.predict_offsets`) both go through here, so a model sees
+    the same pixels in both.
+    """
+    if pairs.shape[1] == size:
+        return pairs
+    resized = np.empty((len(pairs), size, size, 2), pairs.dtype)
+    for i, pair in enumerate(pairs):
+        for channel in range(2):  # channel by channel: OpenCV rounds 2-channel images differently
+            resized[i, :, :, channel] = resize_image(pair[:, :, channel], size, size)
+    return resized
+
+
+def normalize_images(images):
+    """uint8 pairs to the network's input range [-1, 1]: ``(x - 127.5) / 127.5``."""
+    return (np.asarray(images, np.float32) - 127.5) / 127.5
+
+
+def normalize_offsets(offsets, rho):
+    """Pixel offsets to the regression target ``offsets / rho``."""
+    return np.asarray(offsets, np.float32) / np.float32(rho)

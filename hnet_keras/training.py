@@ -6,12 +6,16 @@ A run lives in ``<checkpoint_dir>/<run>/``:
 * ``last.keras`` (model + optimizer state) and ``last.weights.h5``, rewritten every epoch;
 * ``best.keras`` and ``best.weights.h5``, the epoch with the lowest validation MACE;
 * ``history.json`` and ``history.csv``, one row per epoch;
-* ``state.json``: epochs done, optimizer iterations, best validation MACE, the recipe.
+* ``state.json``: epochs done, optimizer iterations, best validation MACE, the recipe, the seed
+  and the dropout random states.
 
-Every file is written under a temporary name, then moved into place with
-``os.replace``, so a run killed at any moment leaves complete files. Resuming loads
-``last.keras`` (whose optimizer holds the iteration count, so the learning-rate
-schedule and the momentum carry on) and continues with ``initial_epoch``.
+Every ``.keras`` file carries its description (architecture and rho, see
+:mod:`hnet_keras.checkpoint`), so it can be used out of its folder. Every file is written
+under a temporary name, then moved into place with ``os.replace``, so a run killed at any
+moment leaves complete files; the state is written last. Resuming loads ``last.keras``
+(whose optimizer holds the iteration count, so the learning-rate schedule and the momentum
+carry on), restores the dropout random states and continues with ``initial_epoch``. A run
+resumes only with the recipe it was started with (``iterations`` aside, which may grow).
 
 Only ``keras`` and ``keras.ops`` are used, so training runs under the TensorFlow and
 JAX backends alike; TensorFlow is imported only to mirror over several GPUs.
@@ -21,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -34,11 +36,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .checkpoint import describe_model, save_model
 from .fileio import atomic_save_model, atomic_write_text
+from .history import history_csv
 from .images import embedded_photo_paths, list_images, split_images
 from .loaders import ArchiveDataset, OnTheFlyDataset
-from .losses import euclidean_l2, make_mace
-from .models import MODEL_KINDS, build_model, offsets_to_bins
+from .losses import MACE, euclidean_l2
+from .models import MODEL_KINDS, build_model, model_options, offsets_to_bins
 from .synthesis import SynthesisConfig
 
 __all__ = [
@@ -116,12 +120,12 @@ class Preset:
         return SynthesisConfig(self.image_size, self.input_size, self.rho)
 
     def model_options(self):
-        options = {"input_size": self.input_size, "width": self.width, "dropout": self.dropout}
-        if self.kind != "mobilenet":
-            options["batchnorm"] = self.batchnorm
-        if self.kind == "classification":
-            options["bins"] = self.bins
-        return options
+        """The :func:`~hnet_keras.models.build_model` options of the recipe."""
+        return model_options(**dataclasses.asdict(self))
+
+    def description(self):
+        """The checkpoint description of the recipe's model (see :mod:`hnet_keras.checkpoint`)."""
+        return describe_model(self.kind, self.model_options(), self.rho)
 
 
 PRESETS = {
@@ -132,70 +136,24 @@ PRESETS = {
     # a third of the image wide learned fastest), rho 16, a quarter of the filters and
     # FC units, no dropout (the small model underfits) and Adam, which leaves the
     # initial plateau much sooner than SGD at this size.
-    "cpu": Preset(
-        name="cpu",
-        image_size=(192, 144),
-        input_size=64,
-        rho=16,
-        width=0.25,
-        dropout=False,
-        batch_size=64,
-        iterations=6000,
-        steps_per_epoch=250,
-        optimizer="adam",
-        learning_rate=0.002,
-        lr_drop_every=2500,
-        validation_batches=8,
-    ),
-    # The checkpoint shipped in checkpoints/hnet_compact: the cpu preset's half-scale
-    # pairs at a quarter of the paper's width, long enough to matter on 2 cores.
-    "compact": Preset(
-        name="compact",
-        image_size=(160, 120),
-        input_size=64,
-        rho=16,
-        width=0.25,
-        dropout=False,
-        batch_size=32,
-        iterations=24_000,
-        steps_per_epoch=500,
-        optimizer="adam",
-        learning_rate=0.001,
-        lr_drop_every=18_000,
-        validation_batches=8,
-    ),
+    "cpu": Preset(name="cpu", image_size=(192, 144), input_size=64, rho=16, width=0.25, dropout=False,
+                  iterations=6000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
+                  lr_drop_every=2500, validation_batches=8),
+    # Phase 1 of the checkpoint shipped in checkpoints/hnet_compact: the cpu preset's
+    # model on half-scale pairs (160x120 images). Its reproduce.py then goes on to
+    # 28,000 iterations on 128 px pairs resized to 64 px, which is what ships.
+    "compact": Preset(name="compact", image_size=(160, 120), input_size=64, rho=16, width=0.25, dropout=False,
+                      batch_size=32, iterations=24_000, steps_per_epoch=500, optimizer="adam",
+                      learning_rate=0.001, lr_drop_every=18_000, validation_batches=8),
     # The notebooks' default: quarter-scale pairs (32 px, rho 8) that a laptop CPU
     # trains past the identity baseline in about a minute.
-    "tiny": Preset(
-        name="tiny",
-        image_size=(96, 72),
-        input_size=32,
-        rho=8,
-        width=0.25,
-        dropout=False,
-        batch_size=64,
-        iterations=1000,
-        steps_per_epoch=250,
-        optimizer="adam",
-        learning_rate=0.002,
-        lr_drop_every=None,
-        validation_batches=4,
-    ),
+    "tiny": Preset(name="tiny", image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False,
+                   iterations=1000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
+                   lr_drop_every=None, validation_batches=4),
     # A wiring check: trains a tiny model end to end in a few seconds.
-    "smoke": Preset(
-        name="smoke",
-        image_size=(64, 48),
-        input_size=32,
-        rho=8,
-        width=0.125,
-        batch_size=16,
-        iterations=40,
-        steps_per_epoch=10,
-        optimizer="adam",
-        learning_rate=0.002,
-        lr_drop_every=20,
-        validation_batches=2,
-    ),
+    "smoke": Preset(name="smoke", image_size=(64, 48), input_size=32, rho=8, width=0.125, batch_size=16,
+                    iterations=40, steps_per_epoch=10, optimizer="adam", learning_rate=0.002,
+                    lr_drop_every=20, validation_batches=2),
 }
 
 
@@ -226,14 +184,12 @@ def make_optimizer(preset):
 
 def compile_model(model, preset):
     """Compile with the preset's optimizer, the paper's loss and the MACE metric."""
-    if preset.kind == "classification":
-        model.compile(
-            optimizer=make_optimizer(preset),
-            loss="categorical_crossentropy",
-            metrics=[make_mace(preset.rho, from_bins=True)],
-        )
-    else:
-        model.compile(optimizer=make_optimizer(preset), loss=euclidean_l2, metrics=[make_mace(preset.rho)])
+    binned = preset.kind == "classification"
+    model.compile(
+        optimizer=make_optimizer(preset),
+        loss="categorical_crossentropy" if binned else euclidean_l2,
+        metrics=[MACE(preset.rho, from_bins=binned)],
+    )
     return model
 
 
@@ -291,7 +247,7 @@ def _check_input(dataset, where, input_size):
     if x.shape[1:] != (input_size, input_size, 2):
         raise ValueError(
             f"{where}: pairs of shape {tuple(x.shape[1:])} do not fit the model's input "
-            f"({input_size}, {input_size}, 2); set input_size (and rho) to match the data"
+            f"({input_size}, {input_size}, 2); set --input-size (and --rho) to match the data"
         )
 
 
@@ -306,17 +262,6 @@ def _optimizer_position(model):
 def _seed_generator_states(model):
     """The model's random-number states (dropout masks), which ``.keras`` files do not keep."""
     return [v for v in model.variables if "seed_generator" in v.path]
-
-
-def _history_csv(rows):
-    columns = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue()
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -352,14 +297,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         folder = self.directory
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / "history.json", json.dumps(self.history, indent=1))
-        atomic_write_text(folder / "history.csv", _history_csv(self.history))
-        atomic_save_model(self.model, folder / "last.keras")
-        atomic_save_model(self.model, folder / "last.weights.h5", weights_only=True)
+        atomic_write_text(folder / "history.csv", history_csv(self.history))
+        names = ["last"]
         value = row.get(self.monitor)
         if value is not None and value < self.best:
             self.best, self.best_epoch = value, epoch + 1
-            atomic_save_model(self.model, folder / "best.keras")
-            atomic_save_model(self.model, folder / "best.weights.h5", weights_only=True)
+            names.append("best")
+        for name in names:
+            save_model(self.model, folder / f"{name}.keras", self.preset.description())
+            atomic_save_model(self.model, folder / f"{name}.weights.h5", weights_only=True)
         state = {
             "epoch": epoch + 1,
             "iterations": iterations,
@@ -421,8 +367,13 @@ def _dtype_policy(mixed_precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _read_resume_point(folder):
-    """``(state, history)`` of a run folder, or ``None`` when it holds no checkpoint."""
+def _read_resume_point(folder, preset):
+    """``(state, history)`` of a run folder, or ``None`` when it holds no checkpoint.
+
+    Raises:
+        ValueError: an unreadable state, or a recipe other than ``preset`` (``iterations``
+            aside), naming the file and the options that differ.
+    """
     state_path, model_path = folder / "state.json", folder / "last.keras"
     if not (state_path.is_file() and model_path.is_file()):
         return None
@@ -432,6 +383,15 @@ def _read_resume_point(folder):
         history = json.loads(history_path.read_text()) if history_path.is_file() else []
     except json.JSONDecodeError as error:
         raise ValueError(f"{folder}: unreadable checkpoint state ({error})") from error
+    if not isinstance(state, dict) or not {"epoch", "iterations", "preset"} <= set(state):
+        raise ValueError(f"{state_path}: not a training state (it needs epoch, iterations and preset); "
+                         "start over with --no-resume")
+    wanted = json.loads(json.dumps(dataclasses.asdict(preset)))
+    changed = [f"{key} {state['preset'].get(key)!r} -> {value!r}" for key, value in wanted.items()
+               if key != "iterations" and state["preset"].get(key) != value]
+    if changed:
+        raise ValueError(f"{folder}: this run was trained with other options ({'; '.join(changed)}); resume it "
+                         "with its own options, or start a new run (--no-resume, or another --run)")
     return state, history
 
 
@@ -499,7 +459,7 @@ def train(
     steps_per_epoch = len(train_data)
     epochs = math.ceil(preset.iterations / steps_per_epoch)
 
-    resume_point = _read_resume_point(folder) if resume else None
+    resume_point = _read_resume_point(folder, preset) if resume else None
     with _dtype_policy(mixed_precision), _distribution_scope():
         if resume_point is None:
             model = compile_model(build_model(preset.kind, **preset.model_options()), preset)
@@ -508,11 +468,6 @@ def train(
     initial_epoch, history = 0, []
     if resume_point is not None:
         state, history = resume_point
-        if model.input_shape[1] != preset.input_size:
-            raise ValueError(
-                f"{folder / 'last.keras'}: its input size {model.input_shape[1]} differs from the "
-                f"preset's {preset.input_size}; use another run name or resume=False"
-            )
         iterations, _ = _optimizer_position(model)
         initial_epoch = int(state["epoch"])
         if iterations != state["iterations"]:
@@ -563,24 +518,24 @@ _OVERRIDES = (
     ("--batch-size", int, "pairs per step"),
     ("--learning-rate", float, "initial learning rate"),
     ("--width", float, "filter multiplier of the model"),
+    ("--input-size", int, "patch side, the model's input"),
+    ("--rho", int, "largest corner perturbation; the targets are offsets / rho"),
     ("--steps-per-epoch", int, "steps between checkpoints, with on-the-fly data"),
 )
 
 
 def register_commands(subparsers):
     """``train``."""
-    from .cli import HelpFormatter
-
     parser = subparsers.add_parser(
         "train",
         help="train a HomographyNet (resumes the run if it has a checkpoint)",
         description="Train with a named recipe (preset); the recipe's fields can be overridden.",
-        formatter_class=HelpFormatter,
     )
     parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="the recipe")
     parser.add_argument("--checkpoints", default="checkpoints", help="folder of the run folders")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    parser.add_argument("--no-resume", action="store_true", help="start over even if the run has a checkpoint")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="start over even if the run has a checkpoint (a run resumes only with its own options)")
     parser.add_argument("--mixed-precision", action="store_true", help="train with the mixed_float16 policy")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # Options whose default lives elsewhere (the preset, the embedded photos) are

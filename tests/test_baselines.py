@@ -3,14 +3,8 @@ import numpy as np
 import pytest
 
 from hnet_keras import baselines
-from hnet_keras.baselines import (
-    BASELINES,
-    DEFAULT_BASELINES,
-    EstimationFailed,
-    Estimate,
-    check_homography,
-    get_method,
-)
+from hnet_keras.baselines import EstimationFailed, Estimate, check_homography
+from hnet_keras.methods import BASELINES, DEFAULT_BASELINES, get_method
 from hnet_keras.geometry import corner_errors, offsets_to_homography
 from hnet_keras.images import embedded_photo_paths, read_grayscale
 from hnet_keras.synthesis import SynthesisConfig, TRAIN_PROTOCOL, prepare_image, sample_pair
@@ -200,13 +194,14 @@ def test_estimates_are_deterministic(gravel):
 
 
 def test_the_network_method_with_a_zero_model_is_the_identity(gravel):
-    pytest.importorskip("hnet_keras.predict")
     import keras
 
     model = keras.Sequential(
         [keras.Input((32, 32, 2)), keras.layers.Flatten(), keras.layers.Dense(8, kernel_initializer="zeros")]
     )
-    method = get_method("network", model=model)
+    with pytest.raises(ValueError, match="rho"):
+        get_method("network", model=model)  # a model object never gets a guessed rho
+    method = get_method("network", model=model, rho=16)
     pairs = np.stack([p.stacked for p in _pairs(gravel, 5, seed=0)])
     offsets, failed, ms = method.estimate_batch(pairs)
     assert offsets.shape == (5, 8) and np.allclose(offsets, 0) and not failed.any() and (ms > 0).all()

@@ -7,16 +7,10 @@ import pytest
 
 from hnet_keras.archive import write_archive
 from hnet_keras.cli import main
-from hnet_keras.evaluation import (
-    NETWORK_RHO,
-    PAPER_TABLE,
-    PROTOCOLS,
-    TestSet,
-    atomic_write_text,
-    evaluate,
-    load_test_set,
-)
+from hnet_keras.evaluation import PAPER_TABLE, PROTOCOLS, evaluate, format_table, load_test_set
+from hnet_keras.fileio import atomic_write_text
 from hnet_keras.geometry import corner_errors
+from hnet_keras.methods import get_method
 
 
 @pytest.fixture(scope="module")
@@ -170,14 +164,15 @@ def _constant_model(input_size, value):
 
 
 def test_network_under_the_paper_protocol_uses_its_training_rho():
-    pytest.importorskip("hnet_keras.predict")
     with pytest.warns(UserWarning, match="too small"):
         paper = load_test_set(protocol="paper", seed=0, count=3)
     # normalized output 0.5 on a 128 px input: 0.5 * 32 = 16 px at 128, doubled to 32 px at 256
     model = _constant_model(128, 0.5)
-    result = evaluate(paper, methods=["identity", "network"], model=model, progress=False)
-    assert np.allclose(result.predictions["network"], 0.5 * NETWORK_RHO * 2)
-    zero = evaluate(paper, methods=["identity", "network"], model=_constant_model(128, 0.0), progress=False)
+    result = evaluate(paper, methods=["identity", "network"], model=model, network_rho=32, progress=False)
+    assert np.allclose(result.predictions["network"], 0.5 * 32 * 2)
+    assert result.to_dict()["network_rho"] == 32
+    zero = evaluate(paper, methods=["identity", "network"], model=_constant_model(128, 0.0), network_rho=32,
+                    progress=False)
     summary = zero.summary()
     assert summary["network"]["mace"] == pytest.approx(summary["identity"]["mace"])
     assert "paper_table" in zero.to_dict() and zero.to_dict()["paper_table"] == PAPER_TABLE
@@ -185,14 +180,21 @@ def test_network_under_the_paper_protocol_uses_its_training_rho():
 
 
 def test_cli_runs_the_network_from_a_checkpoint(tmp_path, capsys):
-    pytest.importorskip("hnet_keras.predict")
     checkpoint = tmp_path / "zero.keras"
-    _constant_model(32, 0.0).save(checkpoint)
-    code = _run_cli(["evaluate", "--checkpoint", str(checkpoint), "--pairs", "6", "--methods", "identity",
-                     "network", "--json", str(tmp_path / "r.json"), "--no-progress"])
-    assert code == 0
+    _constant_model(32, 0.0).save(checkpoint)  # a plain Keras file: it records no rho
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--pairs", "6", "--methods", "identity", "network",
+            "--json", str(tmp_path / "r.json"), "--no-progress"]
+    assert _run_cli(argv) == 2
+    error = capsys.readouterr().err
+    assert "zero.keras" in error and "records no rho" in error and "Traceback" not in error
+    for bad in ("0", "-4"):
+        assert _run_cli(argv + ["--network-rho", bad]) == 2
+        assert capsys.readouterr().err.strip() == f"error: --network-rho: rho must be a positive number, got {float(bad)}"
+    assert not (tmp_path / "r.json").exists()
+    assert _run_cli(argv + ["--network-rho", "8"]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["methods"]["network"]["mace"] == pytest.approx(report["methods"]["identity"]["mace"])
+    assert report["network_rho"] == 8
 
 
 def test_in_memory_pairs_need_offsets(test_set):
@@ -200,4 +202,15 @@ def test_in_memory_pairs_need_offsets(test_set):
         evaluate(test_set.pairs, methods=["identity"], progress=False)
     with pytest.raises(ValueError, match="uint8"):
         evaluate(test_set.pairs.astype(np.float32), test_set.offsets, methods=["identity"], progress=False)
-    assert isinstance(test_set, TestSet)
+    with pytest.raises(ValueError, match="offsets must be"):
+        evaluate(test_set.pairs, test_set.offsets[:-1], methods=["identity"], progress=False)
+
+
+def test_table_never_truncates_method_names(test_set):
+    named = get_method("identity")  # a method whose label is longer than the table's first column
+    named.name, named.description = "long", "a method with a very long descriptive label"
+    result = evaluate(test_set, methods=["identity", named], progress=False)
+    lines = result.table().splitlines()
+    assert any(line.startswith("a method with a very long descriptive label ") for line in lines)
+    assert len({len(line) for line in lines[1:]}) == 1  # the columns line up
+    assert format_table("x", ["a"], [("y" * 40, ["1"])]).splitlines()[2] == "y" * 40 + " " * 8 + "1"

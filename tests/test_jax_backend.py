@@ -23,7 +23,8 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     import keras
-    from hnet_keras.losses import euclidean_l2, mace
+    from hnet_keras.losses import euclidean_l2
+    from hnet_keras.losses import _mace as mace
     from hnet_keras.models import build_model
     from hnet_keras.predict import predict_offsets
     from hnet_keras.training import train

@@ -3,7 +3,8 @@ import pytest
 
 from hnet_keras.archive import ArchiveError, write_archive
 from hnet_keras.images import embedded_photo_paths
-from hnet_keras.loaders import ArchiveDataset, OnTheFlyDataset, data_loader, synthesize_pairs
+from hnet_keras.loaders import ArchiveDataset, OnTheFlyDataset, data_loader
+from hnet_keras.synthesis import synthesize_pairs
 from hnet_keras.synthesis import SynthesisConfig
 
 SMALL = SynthesisConfig((160, 120), 64, 16)
@@ -25,7 +26,9 @@ def _ids(y, rho=32):
 
 
 def test_data_loader_normalizes_and_loops_forever(archives):
-    loader = data_loader(archives, batch_size=4)
+    with pytest.raises(ValueError, match="give the archives' rho"):  # never a guessed rho
+        next(data_loader(archives, batch_size=4))
+    loader = data_loader(archives, batch_size=4, rho=32)
     x, y = next(loader)
     assert x.dtype == np.float32 and x.shape == (4, 16, 16, 2)
     assert x.max() == 1.0 and x[0, 0, 0, 0] == -1.0
@@ -37,12 +40,13 @@ def test_data_loader_normalizes_and_loops_forever(archives):
 def test_data_loader_is_exported_at_top_level(archives):
     import hnet_keras
 
+    (archives / "manifest.json").write_text('{"parameters": {"rho": 32}}')  # as generate_dataset writes it
     x, y = next(hnet_keras.data_loader(str(archives), batch_size=64))
     assert x.shape == (10, 16, 16, 2) and y.shape == (10, 8)
 
 
 def test_archive_dataset_shuffles_across_archives_and_covers_each_sample_once(archives):
-    dataset = ArchiveDataset(archives, batch_size=5, seed=1, mix=2)
+    dataset = ArchiveDataset(archives, batch_size=5, rho=32, seed=1, mix=2)
     assert len(dataset) == 6
     epochs = []
     for _ in range(2):
@@ -53,14 +57,14 @@ def test_archive_dataset_shuffles_across_archives_and_covers_each_sample_once(ar
     assert epochs[0] != epochs[1]
     assert any(len({a for a, _ in _ids(dataset[b][1])}) > 1 for b in range(len(dataset)))  # mixed batches
     assert len(dataset._cache) <= 2
-    again = ArchiveDataset(archives, batch_size=5, seed=1, mix=2)
+    again = ArchiveDataset(archives, batch_size=5, rho=32, seed=1, mix=2)
     assert [i for b in range(len(again)) for i in _ids(again[b][1])] == epochs[0]
 
 
 def test_archive_dataset_bad_archive_is_named(archives):
     (archives / "pairs_00001.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ArchiveError, match="pairs_00001.npz"):
-        ArchiveDataset(archives)
+        ArchiveDataset(archives, rho=32)
 
 
 def test_on_the_fly_dataset_is_seeded_and_fresh_each_epoch():

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from hnet_keras.geometry import mean_corner_error
-from hnet_keras.losses import MACE, euclidean_l2, mace, mace_from_bins, make_mace
+from hnet_keras.losses import MACE, euclidean_l2
+from hnet_keras.losses import _mace as mace  # the per-sample values behind MACE
+from hnet_keras.losses import _mace_from_bins as mace_from_bins
 from hnet_keras.models import bin_centres, offsets_to_bins
 
 # Corner errors of 5, 0, 10 and 1 pixels: MACE = 16 / 4 = 4.
@@ -68,14 +70,14 @@ def test_mace_from_bins_decodes_one_hot_to_bin_centres():
     centres = bin_centres(32, 21)
     true = np.zeros(8)
     pred = np.array([centres[11], centres[12], 0, 0, 0, 0, 0, 0])  # 3.2 and 6.4 px
-    y_true, y_pred = offsets_to_bins(true[None]), offsets_to_bins(pred[None])
+    y_true, y_pred = offsets_to_bins(true[None], 32), offsets_to_bins(pred[None], 32)
     expected = np.hypot(3.2, 6.4) / 4
     np.testing.assert_allclose(as_numpy(mace_from_bins(y_true, y_pred, rho=32)), [expected], rtol=1e-5)
 
 
 def test_mace_metric_averages_over_samples_and_round_trips_its_config():
-    metric = make_mace(16)
-    assert isinstance(metric, MACE) and metric.name == "mace"
+    metric = MACE(16)
+    assert metric.name == "mace"
     y_true = np.zeros((2, 8), np.float32)
     metric.update_state(y_true, np.stack([PIXEL_ERRORS[0] / 16, np.zeros(8)]).astype(np.float32))
     assert float(metric.result()) == pytest.approx(2.0, rel=1e-6)
@@ -87,7 +89,7 @@ def test_mace_metric_averages_over_samples_and_round_trips_its_config():
 
 def test_compiled_losses_reload_in_safe_mode(tmp_path):
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8)])
-    model.compile(optimizer="sgd", loss=euclidean_l2, metrics=[make_mace(16)])
+    model.compile(optimizer="sgd", loss=euclidean_l2, metrics=[MACE(16)])
     x = np.random.default_rng(3).normal(size=(4, 8)).astype(np.float32)
     model.evaluate(x, x, verbose=0)
     model.save(tmp_path / "m.keras")

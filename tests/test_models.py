@@ -20,7 +20,8 @@ def layer_types(model):
 def test_paper_regression_model_matches_the_paper():
     model = build_model("regression")
     assert model.count_params() == PAPER_PARAMETERS
-    assert 34_100_000 < model.count_params() < 34_300_000
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.units for d in dense] == [1024, 8] and dense[0].kernel.shape == (16 * 16 * 128, 1024)
     assert model.input_shape == (None, 128, 128, 2) and model.output_shape == (None, 8)
 
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -117,7 +118,7 @@ def test_decode_bins_expectation_and_argmax_differ_on_soft_distributions():
 
 
 def test_corner_confidence_is_the_product_of_the_coordinate_peaks():
-    certain = offsets_to_bins(np.zeros((1, 8)))
+    certain = offsets_to_bins(np.zeros((1, 8)), 32)
     np.testing.assert_array_equal(corner_confidence(certain), 1.0)
     uniform = np.full((1, 8, 21), 1 / 21)
     np.testing.assert_allclose(corner_confidence(uniform), 1 / 21**2)
@@ -194,9 +195,9 @@ def test_predict_offsets_decodes_classification_by_expectation():
 def test_predict_offsets_rejects_bad_pairs():
     model = constant_model(32, np.zeros(8))
     with pytest.raises(ValueError, match="uint8"):
-        predict_offsets(model, np.zeros((1, 32, 32, 2), np.float32))
+        predict_offsets(model, np.zeros((1, 32, 32, 2), np.float32), rho=8)
     with pytest.raises(ValueError, match="uint8"):
-        predict_offsets(model, np.zeros((1, 32, 30, 2), np.uint8))
+        predict_offsets(model, np.zeros((1, 32, 30, 2), np.uint8), rho=8)
 
 
 def test_estimate_homography_reprojects_the_corners_of_the_images():
@@ -225,4 +226,18 @@ def test_estimate_homography_reprojects_the_corners_of_the_images():
 def test_estimate_homography_rejects_images_of_different_sizes():
     model = constant_model(32, np.zeros(8))
     with pytest.raises(ValueError, match="same size"):
-        estimate_homography(model, np.zeros((50, 60), np.uint8), np.zeros((50, 61), np.uint8))
+        estimate_homography(model, np.zeros((50, 60), np.uint8), np.zeros((50, 61), np.uint8), rho=8)
+
+
+def test_outputs_become_pixels_only_with_a_given_rho():
+    from hnet_keras.models import outputs_to_offsets
+
+    steps = np.stack([np.full((2, 8), 0.1), np.full((2, 8), 0.5)], axis=1)  # (B, K, 8): the last step counts
+    np.testing.assert_allclose(outputs_to_offsets(steps, 16), 8.0)
+    np.testing.assert_allclose(outputs_to_offsets(np.full((2, 8), 0.25), 16), 4.0)
+    probabilities = offsets_to_bins(np.full((1, 8), 3.2), 32)  # (B, 8, 21): decoded by expectation
+    np.testing.assert_allclose(outputs_to_offsets(probabilities, 32), 3.2)
+    model = constant_model(32, np.zeros(8))
+    for bad in (None, 0, -8):
+        with pytest.raises(ValueError, match="rho must be a positive number"):
+            predict_offsets(model, np.zeros((1, 32, 32, 2), np.uint8), rho=bad)

@@ -129,16 +129,16 @@ def test_corner_confidences(tmp_path):
     probabilities = rng.random((8, 21))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     offsets = rng.integers(-32, 33, 8)
-    bars = plots.plot_corner_confidences(probabilities, offsets, kind="bars")
+    bars = plots.plot_corner_confidences(probabilities, offsets, rho=32, kind="bars")
     assert len(bars.axes) == 8
     assert all(len(ax.patches) == 21 and len(ax.lines) == 1 for ax in bars.axes)
     _saved(bars, tmp_path, "bars.png")
-    matrix = plots.plot_corner_confidences(probabilities.reshape(-1), offsets, kind="matrix")
+    matrix = plots.plot_corner_confidences(probabilities.reshape(-1), offsets, rho=32, kind="matrix")
     assert len(matrix.axes) == 2  # the matrix and its colour bar
     assert np.allclose(np.asarray(matrix.axes[0].images[0].get_array()), probabilities)
     _saved(matrix, tmp_path, "matrix.png")
     with pytest.raises(ValueError):
-        plots.plot_corner_confidences(np.ones(10))
+        plots.plot_corner_confidences(np.ones(10), rho=32)
 
 
 def test_robustness_plot(tmp_path):

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from hnet_keras import real_pairs
-from hnet_keras.baselines import get_method
+from hnet_keras.methods import get_method
 from hnet_keras.cli import main
+from hnet_keras.evaluation import Evaluation
 from hnet_keras.images import embedded_photo_paths, read_grayscale
 from hnet_keras.real_pairs import (
     corner_distance,
     estimate_full_homography,
     evaluate_real_pairs,
-    homography_scores,
     load_hpatches_sequence,
     load_oxford_sequence,
     load_real_pairs,
@@ -112,19 +112,24 @@ def test_score_definition():
     shifted = np.array([[1, 0, 2.0], [0, 1, 0], [0, 0, 1]]) @ h_true
     assert corner_distance(h_true, h_true, (640, 480)) == pytest.approx(0.0)
     assert corner_distance(shifted, h_true, (640, 480)) == pytest.approx(2.0)
-    assert homography_scores([0.5, 2.0, 4.0, 10.0]) == {"score_1px": 0.25, "score_3px": 0.5, "score_5px": 0.75}
+    scored = Evaluation(thresholds=(1, 3, 5))
+    scored.add(get_method("identity"), [0.5, 2.0, 4.0, 10.0], [False] * 4, [1.0] * 4)
+    summary = scored.summary()["identity"]
+    assert (summary["score_1px"], summary["score_3px"], summary["score_5px"]) == (0.25, 0.5, 0.75)
+    assert summary["mace"] == pytest.approx(4.125)
 
 
 def test_sift_scores_high_and_identity_low(sequences):
     pairs = load_real_pairs(sequences)
-    report = evaluate_real_pairs(pairs, methods=["identity", "sift_ransac", "orb_ransac"], progress=False)
-    sift, identity = report["methods"]["sift_ransac"], report["methods"]["identity"]
+    result = evaluate_real_pairs(pairs, methods=["identity", "sift_ransac", "orb_ransac"], progress=False)
+    report = result.summary()
+    sift, identity = report["sift_ransac"], report["identity"]
     assert sift["score_3px"] == 1.0 and sift["failures"] == 0
-    assert sift["mean_distance"] < 2.0
+    assert sift["mace"] < 2.0
     assert identity["score_5px"] == 0.0
-    assert report["methods"]["orb_ransac"]["score_5px"] >= 0.75
-    assert len(report["per_pair"]["sift_ransac"]) == 4
-    assert "SIFT + RANSAC" in real_pairs.format_scores(report)
+    assert report["orb_ransac"]["score_5px"] >= 0.75
+    assert len(result.errors["sift_ransac"]) == 4 and result.names[0] == pairs[0].name
+    assert "SIFT + RANSAC" in result.table() and pairs[0].name in result.csv_text()
 
 
 def test_full_size_and_downsized_estimates_agree(sequences, reference):
@@ -157,7 +162,6 @@ def test_cli_evaluate_pairs(sequences, tmp_path, capsys):
 
 
 def test_cli_evaluate_pairs_with_a_checkpoint(sequences, tmp_path):
-    pytest.importorskip("hnet_keras.predict")
     import keras
 
     model = keras.Sequential(
@@ -167,23 +171,20 @@ def test_cli_evaluate_pairs_with_a_checkpoint(sequences, tmp_path):
     out = tmp_path / "scores.json"
     with pytest.raises(SystemExit) as exit_info:
         main(["evaluate-pairs", str(sequences / "v_motorcycle"), "--checkpoint", str(tmp_path / "zero.keras"),
-              "--methods", "identity", "network", "--json", str(out), "--no-progress"])
+              "--network-rho", "8", "--methods", "identity", "network", "--json", str(out), "--no-progress"])
     assert exit_info.value.code == 0
     report = json.loads(out.read_text())
     # zero offsets are the identity homography
-    assert report["methods"]["network"]["mean_distance"] == pytest.approx(
-        report["methods"]["identity"]["mean_distance"], rel=1e-6
-    )
+    assert report["methods"]["network"]["mace"] == pytest.approx(report["methods"]["identity"]["mace"], rel=1e-6)
 
 
 def test_network_on_images_of_different_sizes(reference):
-    pytest.importorskip("hnet_keras.predict")
     import keras
 
     model = keras.Sequential(
         [keras.Input((32, 32, 2)), keras.layers.Flatten(), keras.layers.Dense(8, kernel_initializer="zeros")]
     )
-    network = get_method("network", model=model)
+    network = get_method("network", model=model, rho=8)
     height, width = reference.shape
     smaller = cv2.resize(reference, (width * 3 // 4, height * 3 // 4), interpolation=cv2.INTER_AREA)
     h, failed, _ = estimate_full_homography(network, reference, smaller)

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from hnet_keras.fileio import atomic_write_json
 from hnet_keras.images import embedded_photo_paths, read_grayscale
 from hnet_keras.plots import plot_robustness
 from hnet_keras.robustness import (
@@ -11,7 +12,6 @@ from hnet_keras.robustness import (
     perturb,
     perturb_pairs,
     robustness_sweep,
-    write_robustness_json,
 )
 from hnet_keras.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
 
@@ -86,7 +86,7 @@ def test_sweep_reports_mace_per_method_per_level(pairs, tmp_path):
     assert again["perturbations"] == report["perturbations"]  # seeded: the same noise, the same numbers
     text = format_robustness(report)
     assert "noise" in text and "SIFT + RANSAC" in text
-    path = write_robustness_json(report, tmp_path / "robustness.json")
+    path = atomic_write_json(tmp_path / "robustness.json", report)
     assert json.loads(path.read_text()) == json.loads(json.dumps(report))
     figure = plot_robustness(report)
     assert len(figure.axes) == 2 and all(len(ax.lines) == 2 for ax in figure.axes)

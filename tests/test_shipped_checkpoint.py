@@ -11,7 +11,7 @@ import json
 import numpy as np
 
 from hnet_keras.evaluation import evaluate, load_test_set
-from hnet_keras.pretrained import SHIPPED_CHECKPOINT, load_pretrained
+from hnet_keras.checkpoint import SHIPPED_CHECKPOINT, load_pretrained
 
 CLAIMED_RATIO = 0.40  # the model card: measured 0.378 (9.45 px against 25.02 px)
 

@@ -10,7 +10,7 @@ from hnet_keras.cli import build_parser, main
 from hnet_keras.generate import generate_dataset
 from hnet_keras.geometry import mean_corner_error
 from hnet_keras.images import embedded_photo_paths
-from hnet_keras.loaders import synthesize_pairs
+from hnet_keras.synthesis import synthesize_pairs
 from hnet_keras.models import build_model
 from hnet_keras.predict import predict_offsets
 from hnet_keras.training import PRESETS, get_preset, make_optimizer, train
@@ -181,3 +181,37 @@ def test_train_command(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["iterations"] == 10 and summary["epochs"] == 1
     assert (tmp_path / "cli" / "last.keras").is_file()
+
+
+def test_resume_refuses_changed_options_and_an_empty_state(tmp_path, capsys):
+    first = train("smoke", checkpoint_dir=tmp_path, run="r", iterations=10, verbose=0)
+    with pytest.raises(ValueError, match=r"width 0.125 -> 0.25; learning_rate 0.002 -> 0.01"):
+        train("smoke", checkpoint_dir=tmp_path, run="r", iterations=20, width=0.25, learning_rate=0.01, verbose=0)
+    state = json.loads((first.directory / "state.json").read_text())
+    assert state["preset"]["width"] == 0.125  # the state still describes the weights
+    argv = ["train", "--preset", "smoke", "--checkpoints", str(tmp_path), "--run", "r", "--iterations", "20",
+            "--batch-size", "8", "--quiet"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "batch_size 16 -> 8" in error and "--no-resume" in error
+    (first.directory / "state.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv[:-3] + ["--quiet"])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and error.count("\n") == 0 and "state.json: not a training state" in error
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--no-resume"])
+    assert exit_info.value.code == 0
+    assert json.loads((first.directory / "state.json").read_text())["preset"]["batch_size"] == 8
+
+
+def test_the_input_size_error_names_options_train_has(tmp_path, capsys):
+    generate_dataset(tmp_path / "data", embedded_photo_paths("test"), config=get_preset("smoke").synthesis,
+                     progress=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--preset", "smoke", "--checkpoints", str(tmp_path), "--data", str(tmp_path / "data"),
+              "--input-size", "16", "--rho", "4", "--quiet"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--input-size" in error

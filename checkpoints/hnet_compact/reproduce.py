@@ -5,8 +5,9 @@ patches, rho 16) from the training part of PHOTOS, validated on its validation p
 (the same as `python -m hnet_keras train --preset compact --images PHOTOS --checkpoints runs`).
 Phase 2: 4,000 more iterations (the schedule goes on at lr 1e-4) on pairs synthesized at
 the training protocol (320x240, 128 px, rho 32) and resized to 64 px, which is what the
-network sees at inference on 128 px pairs. Export: the best model of the run by validation
-MACE, as checkpoints/hnet_compact/hnet_compact.weights.h5 and its description.
+network sees at inference on 128 px pairs. Export: the model after the last iteration (28,000),
+which is what ships (`export-checkpoint --which last`), as
+checkpoints/hnet_compact/hnet_compact.weights.h5 and its description.
 """
 
 import argparse
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 import hnet_keras
-from hnet_keras.demo import export_checkpoint
+from hnet_keras.checkpoint import export_checkpoint
 from hnet_keras.images import list_images, split_images
 from hnet_keras.loaders import OnTheFlyDataset
 from hnet_keras.synthesis import TRAIN_PROTOCOL
@@ -49,5 +50,5 @@ if __name__ == "__main__":
     if args.phase in ("2", "all"):
         phase_2(args.photos)
     if args.phase in ("export", "all"):
-        print(export_checkpoint(RUNS / RUN, Path(__file__).with_name("hnet_compact.weights.h5")))
+        print(export_checkpoint(RUNS / RUN, Path(__file__).with_name("hnet_compact.weights.h5"), which="last"))
     sys.exit(0)
