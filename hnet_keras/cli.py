@@ -4,12 +4,18 @@ A module in :data:`COMMAND_MODULES` defines ``register_commands(subparsers)``, a
 its sub-parsers with ``func`` set to a callable taking the parsed arguments. Only the
 module of the command being run is imported (see :data:`COMMANDS`), so commands that
 need no Keras, such as ``make-dataset``, start without loading TensorFlow.
+
+Expected failures (bad input: :class:`ValueError`, files: :class:`OSError`, memory, Ctrl-C)
+end the command with one line, ``hnet_keras COMMAND: error: ...``, and a non-zero exit;
+any other exception is a bug and keeps its traceback. ``HNET_KERAS_TRACEBACK=1`` shows
+the traceback of the expected ones too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -35,6 +41,38 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def positive_int(text):
+    """argparse ``type``: an integer >= 1."""
+    return _checked_number(text, int, 1, "a positive integer")
+
+
+def non_negative_int(text):
+    """argparse ``type``: an integer >= 0."""
+    return _checked_number(text, int, 0, "an integer >= 0")
+
+
+def positive_float(text):
+    """argparse ``type``: a finite number > 0."""
+    value = _checked_number(text, float, None, "a positive number")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _checked_number(text, kind, minimum, what):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if minimum is not None and value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
+TRACEBACK_ENV = "HNET_KERAS_TRACEBACK"
+INTERRUPTED_EXIT = 130
+
+
 def build_parser(argv=None):
     """The parser; with ``argv``, only the module owning its command is imported."""
     command = next((arg for arg in argv or () if not arg.startswith("-")), None)
@@ -50,13 +88,32 @@ def build_parser(argv=None):
     return parser
 
 
+def _one_line(error):
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, MemoryError):
+        return f"out of memory ({text})"
+    if isinstance(error, OSError) and error.filename is not None and str(error.filename) not in text:
+        return f"{error.filename}: {text}"
+    return text
+
+
 def main(argv=None):
+    """Run one command; expected errors end it with one line on stderr (see the module's doc)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    prog = f"hnet_keras {command}" if command in COMMANDS else "hnet_keras"
     try:
+        args = build_parser(argv).parse_args(argv)
         result = args.func(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt as error:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"{prog}: {_one_line(error) if str(error) else 'interrupted'}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
+    except (ValueError, OSError, MemoryError) as error:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
     if isinstance(result, int):
         sys.exit(result)
