@@ -27,6 +27,7 @@ __all__ = [
     "list_archives",
     "MANIFEST_NAME",
     "manifest_archives",
+    "require_pairs",
 ]
 
 ARCHIVE_SIZE = 9216
@@ -144,6 +145,17 @@ def manifest_archives(manifest):
             f"{manifest}: unreadable manifest ({type(error).__name__}: {error}); "
             "remove it to read every .npz of the folder, or run make-dataset again"
         ) from error
+
+
+def require_pairs(path, archives, lengths):
+    """Refuse a dataset whose archives hold no pair at all, naming them.
+
+    Raises:
+        ArchiveError: every archive of ``path`` holds 0 pairs.
+    """
+    if not sum(int(n) for n in lengths):
+        names = ", ".join(str(a) for a in archives[:3]) + (", ..." if len(archives) > 3 else "")
+        raise ArchiveError(f"{path}: no pairs to read ({len(archives)} archive(s) holding 0 pairs: {names})")
 
 
 def list_archives(path):

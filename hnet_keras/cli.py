@@ -17,6 +17,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 COMMANDS = {
     "make-dataset": "hnet_keras.generate",
@@ -67,6 +68,52 @@ def _checked_number(text, kind, minimum, what):
     if minimum is not None and value < minimum:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
+
+
+def _writable_ancestor(path, text):
+    """The nearest existing folder above ``path``, refusing a file there or a read-only folder."""
+    ancestor = Path(os.path.abspath(path)).parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: cannot write in {ancestor}")
+    return ancestor
+
+
+def output_folder(text):
+    """argparse ``type``: a folder to write into, refused up front when a file is in the way."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f"cannot write in {text}")
+    else:
+        _writable_ancestor(path, text)
+    return text
+
+
+def output_file(text):
+    """argparse ``type``: a file to write, checked before any work so no result is lost on it."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file path")
+    _writable_ancestor(path, text)
+    return text
+
+
+def image_file_to_write(text):
+    """argparse ``type``: :func:`output_file` with an extension OpenCV can write."""
+    import cv2
+
+    output_file(text)
+    if not cv2.haveImageWriter(text):
+        raise argparse.ArgumentTypeError(
+            f"{text}: OpenCV cannot write images with the extension {Path(text).suffix or '(none)'!r}; use .png or .jpg"
+        )
+    return text
 
 
 TRACEBACK_ENV = "HNET_KERAS_TRACEBACK"

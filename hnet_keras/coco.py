@@ -363,7 +363,7 @@ def _extract(archive, dest, split, progress):
 
 def register_commands(subparsers):
     """``download-coco``."""
-    from .cli import HelpFormatter
+    from .cli import HelpFormatter, output_folder
 
     sizes = ", ".join(f"{name} {entry['size'] / 1e9:.1f} GB" for name, entry in KNOWN_ZIPS.items())
     parser = subparsers.add_parser(
@@ -374,7 +374,7 @@ def register_commands(subparsers):
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--split", choices=SPLITS, default="val2017", help=f"which image zip ({sizes})")
-    parser.add_argument("--dest", required=True, help="folder for SPLIT.zip and the extracted SPLIT/ images")
+    parser.add_argument("--dest", required=True, type=output_folder, help="folder for SPLIT.zip and the extracted SPLIT/ images")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
                         help="where SPLIT.zip is fetched from: the official server, a mirror URL or a local folder")
     parser.add_argument("--no-unzip", action="store_true", help="stop after the verified zip, do not extract it")

@@ -131,7 +131,7 @@ def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAUL
     if data is not None and images is not None:
         raise ValueError("give either data (archives) or images, not both")
     if data is not None:
-        from .archive import list_archives, read_archive
+        from .archive import ArchiveError, list_archives, read_archive
 
         wanted = None if not count else int(count)
         parts_images, parts_offsets, total = [], [], 0
@@ -148,6 +148,8 @@ def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAUL
             total += take
             if wanted is not None and total >= wanted:
                 break
+        if not total:
+            raise ArchiveError(f"{data}: the archives hold no pairs to evaluate on")
         return TestSet(
             np.concatenate(parts_images), np.concatenate(parts_offsets), None, None, f"archives {data}"
         )
@@ -159,13 +161,14 @@ def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAUL
     source = images if images is not None else embedded_photo_paths("test")
     label = f"images {images}" if images is not None else "embedded photos (test hold-out)"
     if split is not None:
-        from .images import list_images, split_images
+        from .images import list_images, require_split_parts, split_images
 
         if images is None:
             raise ValueError("split selects a part of a folder of images: give images too")
         parts = split_images(list_images(images))
         if split not in parts:
             raise ValueError(f"split must be one of {', '.join(parts)}, got {split!r}")
+        require_split_parts(images, parts, (split,))
         source = parts[split]
         label = f"images {images} ({split} split, {len(source)} files)"
     pairs, offsets = synthesize_pairs(count, source, config=config, seed=seed)
@@ -433,7 +436,7 @@ def evaluate(
 # --- command line ---------------------------------------------------------------------------
 def register_commands(subparsers):
     """``evaluate`` and ``evaluate-pairs``."""
-    from .cli import HelpFormatter
+    from .cli import HelpFormatter, non_negative_int, output_file, output_folder, positive_int
 
     parser = subparsers.add_parser(
         "evaluate",
@@ -457,13 +460,13 @@ def register_commands(subparsers):
                         help="with --images: use only this part of the folder's fixed split by file name "
                         "(default: every image)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthesized test set")
-    parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS,
+    parser.add_argument("--pairs", type=non_negative_int, default=DEFAULT_PAIRS,
                         help="pairs to synthesize, or the first N pairs of --data (0: all of --data)")
-    parser.add_argument("--batch-size", type=int, default=64, help="the network's batch size")
-    parser.add_argument("--json", required=True, help="where to write the JSON summary")
-    parser.add_argument("--csv", default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="the network's batch size")
+    parser.add_argument("--json", required=True, type=output_file, help="where to write the JSON summary")
+    parser.add_argument("--csv", default=None, type=output_file,
                         help="where to write the per-pair CSV (default: the JSON path with .csv)")
-    parser.add_argument("--figures", default=None, help="folder for the PNG figures (CDF, MACE bars, examples)")
+    parser.add_argument("--figures", default=None, type=output_folder, help="folder for the PNG figures (CDF, MACE bars, examples)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=_run_evaluate)
 
@@ -477,11 +480,11 @@ def register_commands(subparsers):
     pairs_parser.add_argument("folder", metavar="DIR",
                               help="an HPatches sequence or Oxford-affine folder, or a folder of them")
     _add_method_arguments(pairs_parser)
-    pairs_parser.add_argument("--max-side", type=int, default=None,
+    pairs_parser.add_argument("--max-side", type=non_negative_int, default=None,
                               help="downsize images so their longer side is at most this before the "
                               "baselines run, and scale the homography back (default: the module's "
                               "REAL_PAIRS_MAX_SIDE; 0 = full size)")
-    pairs_parser.add_argument("--json", required=True, help="where to write the JSON scores")
+    pairs_parser.add_argument("--json", required=True, type=output_file, help="where to write the JSON scores")
     pairs_parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     pairs_parser.set_defaults(func=_run_evaluate_pairs)
 

@@ -381,7 +381,7 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
 
 def register_commands(subparsers):
     """``make-dataset``."""
-    from .cli import HelpFormatter, non_negative_int, positive_int
+    from .cli import HelpFormatter, non_negative_int, output_folder, positive_int
 
     parser = subparsers.add_parser(
         "make-dataset",
@@ -389,7 +389,7 @@ def register_commands(subparsers):
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--images", default=None, help="folder of images (default: the embedded photos)")
-    parser.add_argument("--out", required=True, help="output folder for the archives")
+    parser.add_argument("--out", required=True, type=output_folder, help="output folder for the archives")
     parser.add_argument("--pairs-per-image", type=positive_int, default=1, help="pairs drawn from each image")
     parser.add_argument("--archive-size", type=positive_int, default=ARCHIVE_SIZE, help="pairs per archive")
     parser.add_argument("--image-size", type=positive_int, nargs=2, default=list(TRAIN_PROTOCOL.image_size),

@@ -15,7 +15,7 @@ import cv2
 import keras
 import numpy as np
 
-from .archive import archive_length, list_archives, read_archive
+from .archive import ArchiveError, archive_length, list_archives, read_archive, require_pairs
 from .images import read_grayscale, resolve_image_source
 from .synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
 
@@ -89,6 +89,7 @@ def data_loader(path, batch_size=64, rho=32, shuffle=False, seed=None):
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     archives = list_archives(path)
+    require_pairs(path, archives, [archive_length(a) for a in archives])  # or it would loop forever
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(len(archives)) if shuffle else range(len(archives))
@@ -129,6 +130,9 @@ class ArchiveDataset(keras.utils.PyDataset):
         self.lengths = np.array([archive_length(a) for a in self.archives])
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)])
         self.size = int(self.starts[-1]) if limit is None else min(int(limit), int(self.starts[-1]))
+        require_pairs(path, self.archives, self.lengths)
+        if self.size < 1:
+            raise ArchiveError(f"{path}: limit {limit} leaves no pairs to read")
         self.batch_size, self.rho, self.shuffle, self.seed, self.mix = batch_size, rho, shuffle, seed, max(1, mix)
         self._cache = OrderedDict()
         self._epoch = 0

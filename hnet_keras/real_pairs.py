@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -351,7 +352,8 @@ def evaluate_real_pairs(
         a JSON-able dict: ``pairs``, ``max_side``, ``thresholds``, ``methods`` (name ->
         ``score_1px``, ``score_3px``, ``score_5px``, ``mean_distance``, ``median_distance``,
         ``failures``, ``failure_rate``, ``ms_per_pair``, ``label``) and ``per_pair``
-        (name -> list of ``{"pair", "distance", "failed"}``).
+        (name -> list of ``{"pair", "distance", "failed"}``), ``skipped`` (the pairs with an
+        unreadable image, each ``{"pair", "reason"}``; ``pairs`` counts the others).
     """
     from tqdm.auto import tqdm
 
@@ -366,16 +368,26 @@ def evaluate_real_pairs(
         "thresholds": list(thresholds),
         "methods": {},
         "per_pair": {},
+        "skipped": [],
     }
     results = {m.name: [] for m in resolved}
     with tqdm(total=len(pairs) * len(resolved), desc="real pairs", unit="est", disable=not progress) as bar:
         for pair in pairs:
-            image_a, image_b = pair.images()
+            try:
+                image_a, image_b = pair.images()
+            except ValueError as error:  # one unreadable image must not lose the other pairs' results
+                warnings.warn(f"skipping pair {pair.name}: {error}", stacklevel=2)
+                report["skipped"].append({"pair": pair.name, "reason": str(error)})
+                bar.update(len(resolved))
+                continue
             size = (image_a.shape[1], image_a.shape[0])
             for method in resolved:
                 h, failed, ms = estimate_full_homography(method, image_a, image_b, max_side)
                 results[method.name].append((pair.name, corner_distance(h, pair.homography, size), failed, ms))
                 bar.update(1)
+    if report["skipped"] and len(report["skipped"]) == len(pairs):
+        raise ValueError(f"none of the {len(pairs)} pairs could be read, e.g. {report['skipped'][0]['reason']}")
+    report["pairs"] = len(pairs) - len(report["skipped"])
     for method in resolved:
         rows = results[method.name]
         distances = np.array([r[1] for r in rows])
@@ -403,7 +415,9 @@ def format_scores(report):
     keys = [f"score_{t:g}px" for t in report["thresholds"]]
     header = f"{'method':<26}" + "".join(f"{'@' + k[6:-2] + 'px':>8}" for k in keys)
     header += f"{'mean px':>10}{'fail %':>8}{'ms/pair':>9}"
-    lines = [f"{report['pairs']} real pairs, baselines at max side {report['max_side']}", header, "-" * len(header)]
+    skipped = len(report.get("skipped", ()))
+    lines = [f"{report['pairs']} real pairs" + (f" ({skipped} skipped: unreadable)" if skipped else "")
+             + f", baselines at max side {report['max_side']}", header, "-" * len(header)]
     for name, s in report["methods"].items():
         lines.append(
             f"{s['label'][:26]:<26}" + "".join(f"{s[k]:8.3f}" for k in keys)

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 
 from .fileio import atomic_save_model, atomic_write_text
-from .images import embedded_photo_paths, list_images, split_images
+from .images import embedded_photo_paths, list_images, require_split_parts, split_images
 from .loaders import ArchiveDataset, OnTheFlyDataset
 from .losses import euclidean_l2, make_mace
 from .models import MODEL_KINDS, build_model, offsets_to_bins
@@ -481,6 +481,7 @@ def train(
         # A folder is split by file name: train on its training part, validate on its
         # validation part; the test part is never seen (see images.split_images).
         parts = split_images(list_images(images))
+        require_split_parts(images, parts, ("train",) if validation_data is not None else ("train", "validation"))
         images = parts["train"]
         if validation_data is None:
             validation_data = OnTheFlyDataset(
@@ -569,7 +570,7 @@ _OVERRIDES = (
 
 def register_commands(subparsers):
     """``train``."""
-    from .cli import HelpFormatter
+    from .cli import HelpFormatter, positive_float, positive_int
 
     parser = subparsers.add_parser(
         "train",
@@ -595,6 +596,7 @@ def register_commands(subparsers):
                         "validation / test parts: trains on the first, validates on the second "
                         "(default: the embedded training photos)")
     for flag, kind, text in _OVERRIDES:
+        kind = {int: positive_int, float: positive_float}.get(kind, kind)  # every number override is > 0
         parser.add_argument(flag, type=kind, default=unset, help=f"{text} (default: the preset's)",
                             **({"choices": MODEL_KINDS} if flag == "--kind" else {}))
     parser.set_defaults(func=_run_train)
