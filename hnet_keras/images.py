@@ -67,6 +67,8 @@ def list_images(folder):
         ValueError: the folder holds no image file, naming it.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise NotADirectoryError(f"{folder}: a file, not a folder of images")
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
     paths = sorted(

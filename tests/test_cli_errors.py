@@ -135,6 +135,9 @@ def test_make_dataset_into_a_folder_of_foreign_archives(tmp_path):
     write_archive(tmp_path / "published.npz", np.zeros((1, 32, 32, 2), np.uint8), np.zeros((1, 8), np.int64))
     assert_one_line_error(run_cli("make-dataset", "--out", tmp_path, "--archive-size", "4"), "published.npz")
     assert_one_line_error(run_cli("make-dataset", "--out", tmp_path / "o", "--images", tmp_path / "nope"), "nope")
+    line = assert_one_line_error(run_cli("make-dataset", "--out", tmp_path / "o", "--images",
+                                         tmp_path / "published.npz"), "published.npz")
+    assert "not a folder" in line
 
 
 def test_the_traceback_stays_available_for_debugging(a_file):
