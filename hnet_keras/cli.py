@@ -144,6 +144,14 @@ def _one_line(error):
     return text
 
 
+def _ignore_further_interrupts():
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv=None):
     """Run one command; expected errors end it with one line on stderr (see the module's doc)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -155,6 +163,7 @@ def main(argv=None):
     except KeyboardInterrupt as error:
         if os.environ.get(TRACEBACK_ENV):
             raise
+        _ignore_further_interrupts()  # a second Ctrl-C must not turn the clean exit into a traceback
         print(f"{prog}: {_one_line(error) if str(error) else 'interrupted'}", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
     except (ValueError, OSError, MemoryError) as error:

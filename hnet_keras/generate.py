@@ -98,15 +98,19 @@ def _synthesize(task):
 
 
 def _init_worker():
-    # Only the main process handles Ctrl-C: a worker killed mid-queue-I/O would leave
-    # the pool's locks held and make ``Pool.terminate`` wait forever.
+    # Only the main process handles Ctrl-C: a worker interrupted mid-queue-I/O would
+    # leave the pool's locks held and make ``Pool.terminate`` wait forever. The worker
+    # was started with SIGINT blocked (see _start_pool): once SIGINT is ignored, a Ctrl-C
+    # pending since then is discarded and unblocking is safe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     cv2.setNumThreads(1)
 
 
 @contextlib.contextmanager
 def _sigint_ignored():
-    """Ctrl-C ignored inside (main thread only); processes started inside inherit that."""
+    """Ctrl-C ignored inside (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -117,11 +121,32 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
-def _start_pool(workers):
-    # Started with SIGINT ignored, so the spawned interpreters keep ignoring it from their
-    # first instruction (Python installs its handler only over the default action).
-    with _sigint_ignored():
-        return multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
+def _start_pool(workers, pools):
+    """Start the worker pool into ``pools``; a Ctrl-C meanwhile is raised once it is recorded.
+
+    Meanwhile SIGINT is blocked, and only recorded if it comes through another thread:
+    the workers and the pool's threads (which start replacement workers) inherit the
+    blocked signal, so a Ctrl-C never interrupts a worker while it starts up (no
+    traceback, no worker half-started), and the pool is never left half-built.
+    """
+    spawn = multiprocessing.get_context("spawn")
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        pools.append(spawn.Pool(workers, initializer=_init_worker))
+        return pools[-1]
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # first: starting it unblocks SIGINT again
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        pools.append(spawn.Pool(workers, initializer=_init_worker))
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if received:
+        raise KeyboardInterrupt
+    return pools[-1]
 
 
 def _format_bytes(count):
@@ -291,9 +316,11 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
     summary = DatasetSummary()
     skipped = Counter()
     started = time.perf_counter()
-    in_flight = []
+    written, in_flight = [], []  # (name, pairs) of each archive on disk; of the one being written
 
     def write_manifest(status):
+        summary.archives = [name for name, _ in written]
+        summary.pairs_written = sum(count for _, count in written)
         summary.images_skipped = dict(skipped)
         summary.seconds = time.perf_counter() - started
         manifest = {
@@ -312,29 +339,29 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
         atomic_write_text(out / MANIFEST_NAME, json.dumps(manifest, indent=2))
 
     def flush(count):
-        name = out / f"{prefix}_{len(summary.archives):05d}.npz"
-        in_flight[:] = [name, count]
+        name = out / f"{prefix}_{len(written):05d}.npz"
+        in_flight[:] = [(str(name), count)]
         write_archive(name, buffer_images[:count], buffer_offsets[:count])
-        summary.archives.append(str(name))
-        summary.pairs_written += count
+        written.append(in_flight[0])
         in_flight.clear()
         write_manifest("running")
 
-    # The new manifest (listing nothing yet) replaces the old one before the old archives go.
-    write_manifest("running")
-    for path in leftovers:
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            path.unlink()
     tasks = ((i, str(p), pairs_per_image, seed, config) for i, p in enumerate(paths))
-    pool = None
+    pools = []
     status = "failed"
-    bar = tqdm(total=len(paths), unit="img", desc="synthesizing", disable=not progress)
+    bar = None
     try:
+        # The new manifest (listing nothing yet) replaces the old one before the old archives go.
+        write_manifest("running")
+        for path in leftovers:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                path.unlink()
         if workers > 1:
-            pool = _start_pool(workers)
-            results = pool.imap(_synthesize, tasks, chunksize=4)
+            results = _start_pool(workers, pools).imap(_synthesize, tasks, chunksize=4)
         else:
             results = map(_synthesize, tasks)
+        # After the pool: tqdm's monitor thread would take a Ctrl-C meant for the pool's start.
+        bar = tqdm(total=len(paths), unit="img", desc="synthesizing", disable=not progress)
         for index, images_i, offsets_i, reason in results:
             bar.update(1)
             if reason is not None:
@@ -362,13 +389,13 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
         status = "interrupted"
     finally:
         with _sigint_ignored():  # a second Ctrl-C must not cut the clean-up short
-            bar.close()
-            if pool is not None:
+            if bar is not None:
+                bar.close()
+            for pool in pools:
                 pool.terminate()
                 pool.join()
-            if in_flight and in_flight[0].is_file():  # interrupted between the rename and the bookkeeping
-                summary.archives.append(str(in_flight[0]))
-                summary.pairs_written += in_flight[1]
+            if in_flight and in_flight[0] not in written and Path(in_flight[0][0]).is_file():
+                written.append(in_flight[0])  # interrupted between the rename and the bookkeeping
             for temporary in out.glob(f".*.{os.getpid()}.partial"):
                 temporary.unlink(missing_ok=True)
             if status == "failed":  # the error under way says more than a failed manifest write would
