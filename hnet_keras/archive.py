@@ -10,6 +10,7 @@ bytes.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -24,9 +25,13 @@ __all__ = [
     "read_archive",
     "archive_length",
     "list_archives",
+    "MANIFEST_NAME",
+    "manifest_archives",
+    "require_pairs",
 ]
 
 ARCHIVE_SIZE = 9216
+MANIFEST_NAME = "manifest.json"
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _NPY_ALIGN = 16
 
@@ -123,17 +128,63 @@ def archive_length(path):
     return int(shape[0])
 
 
-def list_archives(path):
-    """The ``.npz`` archives of a folder (sorted), or ``[path]`` for a single file.
+def manifest_archives(manifest):
+    """The archive file names a generator's ``manifest.json`` lists, in order.
 
     Raises:
-        ArchiveError: nothing there, naming the path.
+        ArchiveError: the manifest is unreadable or not a generator's manifest, naming it.
+    """
+    manifest = Path(manifest)
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))["summary"]["archives"]
+        if not isinstance(entries, list):
+            raise TypeError(f"'archives' is a {type(entries).__name__}, not a list")
+        return [Path(str(entry)).name for entry in entries]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ArchiveError(
+            f"{manifest}: unreadable manifest ({type(error).__name__}: {error}); "
+            "remove it to read every .npz of the folder, or run make-dataset again"
+        ) from error
+
+
+def require_pairs(path, archives, lengths):
+    """Refuse a dataset whose archives hold no pair at all, naming them.
+
+    Raises:
+        ArchiveError: every archive of ``path`` holds 0 pairs.
+    """
+    if not sum(int(n) for n in lengths):
+        names = ", ".join(str(a) for a in archives[:3]) + (", ..." if len(archives) > 3 else "")
+        raise ArchiveError(f"{path}: no pairs to read ({len(archives)} archive(s) holding 0 pairs: {names})")
+
+
+def list_archives(path):
+    """The archives of a folder, or ``[path]`` for a single file.
+
+    A folder with a ``manifest.json`` (written by :func:`hnet_keras.generate_dataset`)
+    gives exactly the archives its manifest lists, so archives left over from an
+    earlier run are never mixed in; a folder without one gives its ``.npz`` files, sorted.
+
+    Raises:
+        ArchiveError: nothing there, or a listed archive missing, naming the path.
     """
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise ArchiveError(f"{path}: no such archive or folder")
+    manifest = path / MANIFEST_NAME
+    if manifest.is_file():
+        archives = [path / name for name in manifest_archives(manifest)]
+        missing = [archive.name for archive in archives if not archive.is_file()]
+        if missing:
+            raise ArchiveError(
+                f"{path}: {len(missing)} archive(s) listed in {MANIFEST_NAME} are missing "
+                f"(first: {missing[0]}); run make-dataset again"
+            )
+        if not archives:
+            raise ArchiveError(f"{path}: its {MANIFEST_NAME} lists no archive (the run wrote no pairs)")
+        return archives
     archives = sorted(p for p in path.glob("*.npz") if not p.name.startswith("."))
     if not archives:
         raise ArchiveError(f"{path}: folder holds no .npz archive")

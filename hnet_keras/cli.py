@@ -3,16 +3,25 @@
 A module in :data:`COMMAND_MODULES` defines ``register_commands(subparsers)``, adding
 its sub-parsers with ``func`` set to a callable taking the parsed arguments; the
 sub-parsers get the :class:`HelpFormatter` from here (``add_subparsers(parser_class=...)``),
-so no command module imports this one. Only the module of the command being run is
-imported (see :data:`COMMANDS`), so commands that need no Keras, such as ``make-dataset``
-or ``evaluate`` on the classical methods, start without loading TensorFlow.
+so no command module imports this one (argument types live in :mod:`hnet_keras.arguments`).
+Only the module of the command being run is imported (see :data:`COMMANDS`), so commands
+that need no Keras, such as ``make-dataset`` or ``evaluate`` on the classical methods,
+start without loading TensorFlow.
+
+Expected failures (bad input: :class:`ValueError`, files: :class:`OSError`, memory, Ctrl-C)
+end the command with one line, ``hnet_keras COMMAND: error: ...``, and a non-zero exit;
+any other exception is a bug and keeps its traceback. ``HNET_KERAS_TRACEBACK=1`` shows
+the traceback of the expected ones too. A bad argument is one line too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
 
 COMMANDS = {
     "make-dataset": "hnet_keras.generate",
@@ -38,10 +47,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """A sub-command's parser, with :class:`HelpFormatter` unless told otherwise."""
+    """A sub-command's parser, with :class:`HelpFormatter` unless told otherwise, whose
+    errors are one line (argparse would print the usage block first)."""
 
     def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+TRACEBACK_ENV = "HNET_KERAS_TRACEBACK"
+INTERRUPTED_EXIT = 130
 
 
 def build_parser(argv=None):
@@ -59,13 +76,38 @@ def build_parser(argv=None):
     return parser
 
 
+def _one_line(error):
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, MemoryError):
+        return f"out of memory ({text})"
+    if isinstance(error, OSError) and error.filename is not None and str(error.filename) not in text:
+        return f"{error.filename}: {text}"
+    return text
+
+
+def _ignore_further_interrupts():
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv=None):
+    """Run one command; expected errors end it with one line on stderr (see the module's doc)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    prog = f"hnet_keras {command}" if command in COMMANDS else "hnet_keras"
     try:
+        args = build_parser(argv).parse_args(argv)
         result = args.func(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt as error:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        _ignore_further_interrupts()  # a second Ctrl-C must not turn the clean exit into a traceback
+        print(f"{prog}: {_one_line(error) if str(error) else 'interrupted'}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
+    except (ValueError, OSError, MemoryError) as error:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
     if isinstance(result, int):
         sys.exit(result)

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from .arguments import output_folder
 from .fileio import atomic_write_text
 
 __all__ = [
@@ -371,7 +372,7 @@ def register_commands(subparsers):
         "and MD5, and unzip it into DEST/SPLIT. Running it again skips finished work.",
     )
     parser.add_argument("--split", choices=SPLITS, default="val2017", help=f"which image zip ({sizes})")
-    parser.add_argument("--dest", required=True, help="folder for SPLIT.zip and the extracted SPLIT/ images")
+    parser.add_argument("--dest", required=True, type=output_folder, help="folder for SPLIT.zip and the extracted SPLIT/ images")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
                         help="where SPLIT.zip is fetched from: the official server, a mirror URL or a local folder")
     parser.add_argument("--no-unzip", action="store_true", help="stop after the verified zip, do not extract it")

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .arguments import image_file_to_write, output_file, output_folder, positive_int
 from .checkpoint import export_checkpoint, load_checkpoint, load_pretrained, shipped_checkpoint
 from .evaluation import evaluate, load_test_set
 from .images import read_grayscale
@@ -43,6 +44,8 @@ def run_demo(out="demo_output", pairs=200, seed=0, checkpoint=None, progress=Tru
     Returns:
         the :class:`hnet_keras.evaluation.Evaluation`; figures and a JSON go to ``out``.
     """
+    if checkpoint and not Path(checkpoint).exists():  # a mistyped path must not fall back to a throwaway model
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     import keras  # for its seed
 
     out = Path(out)
@@ -69,8 +72,8 @@ def run_demo(out="demo_output", pairs=200, seed=0, checkpoint=None, progress=Tru
 def register_commands(subparsers):
     """``demo``, ``estimate`` and ``export-checkpoint``."""
     demo = subparsers.add_parser("demo", help="quickstart: the network against OpenCV on held-out photos, offline")
-    demo.add_argument("--out", default="demo_output", help="folder for the figures and the JSON")
-    demo.add_argument("--pairs", type=int, default=200, help="test pairs")
+    demo.add_argument("--out", default="demo_output", type=output_folder, help="folder for the figures and the JSON")
+    demo.add_argument("--pairs", type=positive_int, default=200, help="test pairs")
     demo.add_argument("--seed", type=int, default=0, help="seed of the test pairs")
     demo.add_argument("--checkpoint", default=None, help="checkpoint to use (default: the shipped one)")
     demo.set_defaults(func=lambda args: run_demo(args.out, args.pairs, args.seed, args.checkpoint) and 0)
@@ -79,12 +82,12 @@ def register_commands(subparsers):
     estimate.add_argument("image_a", help="first image")
     estimate.add_argument("image_b", help="second image (same size)")
     estimate.add_argument("--checkpoint", default=None, help="checkpoint to use (default: the shipped one)")
-    estimate.add_argument("--overlay", default=None, help="write A with B warped onto it here (PNG)")
+    estimate.add_argument("--overlay", default=None, type=image_file_to_write, help="write A with B warped onto it here (PNG)")
     estimate.set_defaults(func=_run_estimate)
 
     export = subparsers.add_parser("export-checkpoint", help="a run's model as a compact .weights.h5 + .json")
     export.add_argument("run", help="the training run folder")
-    export.add_argument("--out", required=True, help="the .weights.h5 to write")
+    export.add_argument("--out", required=True, type=output_file, help="the .weights.h5 to write")
     export.add_argument("--which", choices=("best", "last"), default="best", help="which model of the run")
     export.set_defaults(func=lambda args: print(f"wrote {export_checkpoint(args.run, args.out, args.which)}") or 0)
 

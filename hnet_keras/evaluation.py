@@ -35,11 +35,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .archive import list_archives, read_archive
+from .archive import ArchiveError, list_archives, read_archive
+from .arguments import non_negative_int, output_file, output_folder, positive_int
 from .checkpoint import check_rho, load_checkpoint, shipped_checkpoint
 from .fileio import atomic_write_json, atomic_write_text
 from .geometry import corner_errors
-from .images import embedded_photo_paths, list_images, split_images
+from .images import embedded_photo_paths, list_images, require_split_parts, split_images
 from .methods import DEFAULT_BASELINES, METHOD_CHOICES, resolve_methods
 from .plots import save_evaluation_figures
 from .synthesis import PAPER_TEST_PROTOCOL, TRAIN_PROTOCOL, synthesize_pairs
@@ -141,6 +142,8 @@ def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAUL
             total += take
             if wanted is not None and total >= wanted:
                 break
+        if not total:
+            raise ArchiveError(f"{data}: the archives hold no pairs to evaluate on")
         return PairSet(np.concatenate(parts_images), np.concatenate(parts_offsets), None, None, f"archives {data}")
     name, config = _protocol(protocol)
     count = DEFAULT_PAIRS if not count else int(count)
@@ -152,6 +155,7 @@ def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAUL
         parts = split_images(list_images(images))
         if split not in parts:
             raise ValueError(f"split must be one of {', '.join(parts)}, got {split!r}")
+        require_split_parts(images, parts, (split,))
         source = parts[split]
         label = f"images {images} ({split} split, {len(source)} files)"
     pairs, offsets = synthesize_pairs(count, source, config=config, seed=seed)
@@ -426,13 +430,13 @@ def register_commands(subparsers):
                         help="with --images: use only this part of the folder's fixed split by file name "
                         "(default: every image)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthesized test set")
-    parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS,
+    parser.add_argument("--pairs", type=non_negative_int, default=DEFAULT_PAIRS,
                         help="pairs to synthesize, or the first N pairs of --data (0: all of --data)")
-    parser.add_argument("--batch-size", type=int, default=64, help="the network's batch size")
-    parser.add_argument("--json", required=True, help="where to write the JSON summary")
-    parser.add_argument("--csv", default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="the network's batch size")
+    parser.add_argument("--json", required=True, type=output_file, help="where to write the JSON summary")
+    parser.add_argument("--csv", default=None, type=output_file,
                         help="where to write the per-pair CSV (default: the JSON path with .csv)")
-    parser.add_argument("--figures", default=None, help="folder for the PNG figures (CDF, MACE bars, examples)")
+    parser.add_argument("--figures", default=None, type=output_folder, help="folder for the PNG figures (CDF, MACE bars, examples)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=_run_evaluate)
 

@@ -22,12 +22,13 @@ def replacing(path, temporary_name=None):
 
     Args:
         path: the final file.
-        temporary_name: the temporary's name (default ``.<name>.partial``); give one
-            ending in the real suffix where the writer picks its format from it.
+        temporary_name: the temporary's name (default ``.<name>.<pid>.partial``, unique per
+            process, so two processes writing the same file never share a temporary); give
+            one ending in the real suffix where the writer picks its format from it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(temporary_name or f".{path.name}.partial")
+    temporary = path.with_name(temporary_name or f".{path.name}.{os.getpid()}.partial")
     try:
         yield temporary
         os.replace(temporary, path)

@@ -3,13 +3,25 @@
 Every image ``i`` gets its own random stream, seeded by ``(seed, i)``, and results
 are written in image order, so the same seed and inputs give byte-identical
 archives whatever the number of workers.
+
+An output folder belongs to one run at a time (a lock file that dies with its
+process), and its ``manifest.json`` always lists exactly the archives written so
+far: it is rewritten after every archive, at the end and on Ctrl-C, and the
+loaders read what it lists. A new run into the same folder removes the archives of
+the previous one first, so old and new archives never mix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import multiprocessing
+from multiprocessing import resource_tracker
 import os
+import re
+import signal
+import threading
 import time
 import warnings
 from collections import Counter
@@ -20,12 +32,28 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from .arguments import non_negative_int, output_folder, positive_int
 from .fileio import atomic_write_text
-from .archive import ARCHIVE_SIZE, write_archive
+from .archive import ARCHIVE_SIZE, MANIFEST_NAME, ArchiveError, manifest_archives, write_archive
 from .images import read_grayscale, resolve_image_source
 from .synthesis import TRAIN_PROTOCOL, SynthesisConfig, pairs_from_image
 
-__all__ = ["DatasetSummary", "generate_dataset", "image_rng"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: runs there are not locked
+    fcntl = None
+
+__all__ = ["DatasetSummary", "DatasetInterrupted", "OutputFolderBusy", "generate_dataset", "image_rng"]
+
+LOCK_NAME = ".hnet_keras.lock"
+
+
+class OutputFolderBusy(OSError):
+    """Another run holds the output folder's lock."""
+
+
+class DatasetInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; the message says what was kept."""
 
 
 @dataclass
@@ -63,7 +91,7 @@ def _synthesize(task):
     index, path, count, seed, config = task
     gray, reason = read_grayscale(path, warn=False)
     if gray is None:
-        return index, None, None, "unreadable"
+        return index, None, None, reason
     try:
         images, offsets = pairs_from_image(gray, count, image_rng(seed, index), config)
     except ValueError:
@@ -72,7 +100,151 @@ def _synthesize(task):
 
 
 def _init_worker():
+    # Only the main process handles Ctrl-C: a worker interrupted mid-queue-I/O would
+    # leave the pool's locks held and make ``Pool.terminate`` wait forever. The worker
+    # was started with SIGINT blocked (see _start_pool): once SIGINT is ignored, a Ctrl-C
+    # pending since then is discarded and unblocking is safe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     cv2.setNumThreads(1)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ctrl-C ignored inside (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def _start_pool(workers, pools):
+    """Start the worker pool into ``pools``; a Ctrl-C meanwhile is raised once it is recorded.
+
+    Meanwhile SIGINT is blocked, and only recorded if it comes through another thread:
+    the workers and the pool's threads (which start replacement workers) inherit the
+    blocked signal, so a Ctrl-C never interrupts a worker while it starts up (no
+    traceback, no worker half-started), and the pool is never left half-built.
+    """
+    spawn = multiprocessing.get_context("spawn")
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        pools.append(spawn.Pool(workers, initializer=_init_worker))
+        return pools[-1]
+    resource_tracker.ensure_running()  # first: starting it unblocks SIGINT again
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        pools.append(spawn.Pool(workers, initializer=_init_worker))
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if received:
+        raise KeyboardInterrupt
+    return pools[-1]
+
+
+def _format_bytes(count):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.2f} {unit}"
+        count /= 1024
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_archive_size(archive_size, patch_size, name="archive_size"):
+    """Refuse an archive size below 1 or whose in-memory buffer exceeds half the machine's memory.
+
+    The generator fills one archive in memory before writing it: ``archive_size`` pairs of
+    ``patch_size`` x ``patch_size`` x 2 bytes plus 64 bytes of offsets each.
+    """
+    if archive_size < 1:
+        raise ValueError(f"{name} must be >= 1, got {archive_size}")
+    per_pair = patch_size * patch_size * 2 + 8 * 8
+    memory = _physical_memory() or 64 * 2**30
+    if archive_size * per_pair > memory // 2:
+        raise ValueError(
+            f"{name} {archive_size}: one archive of {archive_size} pairs of {patch_size}x{patch_size} is filled "
+            f"in memory, {_format_bytes(archive_size * per_pair)}, more than half of this machine's "
+            f"{_format_bytes(memory)}; use at most {memory // 2 // per_pair} (default {ARCHIVE_SIZE})"
+        )
+
+
+@contextlib.contextmanager
+def _own_folder(out):
+    """Hold ``out``'s lock for the whole run, refusing a second writer.
+
+    An ``flock`` on ``out/.hnet_keras.lock``: the kernel releases it when the process
+    ends, however it ends, so a killed run never blocks the next one.
+    """
+    path = out / LOCK_NAME
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            owner = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            owner = f" (pid {owner})" if owner.isdigit() else ""
+            raise OutputFolderBusy(
+                f"{out}: another make-dataset run{owner} is writing to this folder; "
+                "wait for it to finish or choose another output folder"
+            ) from None
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # the previous owner removed the file between our open and our lock
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _clear_previous_run(out, prefix):
+    """Remove the archives and temporaries an earlier run left in ``out``.
+
+    Removed: the archives an earlier manifest lists, files named like this run's
+    archives (``PREFIX_00000.npz``) and leftover temporaries. Any other ``.npz`` would
+    mix with the new archives, so the run is refused, naming it, before anything is removed.
+    """
+    manifest = out / MANIFEST_NAME
+    listed = set()
+    if manifest.is_file():
+        with contextlib.suppress(ArchiveError):
+            listed = set(manifest_archives(manifest))
+    ours = re.compile(re.escape(prefix) + r"_\d{5}\.npz")
+    present = [path for path in out.glob("*.npz") if not path.name.startswith(".")]
+    foreign = sorted(path.name for path in present if path.name not in listed and not ours.fullmatch(path.name))
+    if foreign:
+        raise ValueError(
+            f"{out} holds {len(foreign)} .npz file(s) no earlier make-dataset run there listed "
+            f"(first: {foreign[0]}); they would mix with the new archives: choose another output "
+            "folder or remove them"
+        )
+    return present + [path for path in out.glob(".*.partial") if ".npz" in path.name or MANIFEST_NAME in path.name]
 
 
 def generate_dataset(
@@ -101,46 +273,101 @@ def generate_dataset(
 
     Returns:
         A :class:`DatasetSummary`; ``manifest.json`` in ``out`` records it with the
-        parameters.
+        parameters and the run's ``status``. The archives of an earlier run in ``out``
+        are removed first.
+
+    Raises:
+        OutputFolderBusy: another run is writing to ``out``.
+        ValueError: a bad argument, or ``out`` holds ``.npz`` files no earlier run listed.
+        DatasetInterrupted: Ctrl-C; the archives written so far are kept and listed in
+            the manifest (``"status": "interrupted"``), nothing half-written is left.
     """
     if pairs_per_image < 1:
         raise ValueError(f"pairs_per_image must be >= 1, got {pairs_per_image}")
-    if archive_size < 1:
-        raise ValueError(f"archive_size must be >= 1, got {archive_size}")
+    check_archive_size(archive_size, config.patch_size)
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: exists and is not a folder; the archives need an output folder")
     paths = resolve_image_source(images)
     workers = workers or os.cpu_count() or 1
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with _own_folder(out):
+        summary, status = _generate_into(out, images, paths, pairs_per_image, archive_size, config, seed, workers,
+                                         prefix, progress)
+    if status == "interrupted":
+        raise DatasetInterrupted(
+            f"interrupted: kept {len(summary.archives)} complete archive(s) ({summary.pairs_written} pairs) in {out}, "
+            f"listed in its {MANIFEST_NAME}; run the same command again to redo the dataset"
+        )
+    if progress:
+        print(summary)
+    return summary
+
+
+def _generate_into(out, images, paths, pairs_per_image, archive_size, config, seed, workers, prefix, progress):
+    """The body of :func:`generate_dataset`, with ``out`` locked; returns ``(summary, status)``."""
+    leftovers = _clear_previous_run(out, prefix)
     size = config.patch_size
     buffer_images = np.empty((archive_size, size, size, 2), np.uint8)
     buffer_offsets = np.empty((archive_size, 8), np.int64)
-    filled = 0
+    filled = buffered = 0
     summary = DatasetSummary()
     skipped = Counter()
     started = time.perf_counter()
+    written, in_flight = [], []  # (name, pairs) of each archive on disk; of the one being written
+
+    def write_manifest(status):
+        summary.archives = [name for name, _ in written]
+        summary.pairs_written = sum(count for _, count in written)
+        summary.images_skipped = dict(skipped)
+        summary.seconds = time.perf_counter() - started
+        manifest = {
+            "parameters": {
+                "images": None if images is None else str(images) if isinstance(images, (str, os.PathLike)) else "list",
+                "pairs_per_image": pairs_per_image,
+                "archive_size": archive_size,
+                "image_size": list(config.image_size),
+                "patch_size": config.patch_size,
+                "rho": config.rho,
+                "seed": seed,
+            },
+            "status": status,
+            "summary": {**asdict(summary), "pairs_per_second": summary.pairs_per_second},
+        }
+        atomic_write_text(out / MANIFEST_NAME, json.dumps(manifest, indent=2))
 
     def flush(count):
-        name = out / f"{prefix}_{len(summary.archives):05d}.npz"
+        name = out / f"{prefix}_{len(written):05d}.npz"
+        in_flight[:] = [(str(name), count)]
         write_archive(name, buffer_images[:count], buffer_offsets[:count])
-        summary.archives.append(str(name))
+        written.append(in_flight[0])
+        in_flight.clear()
+        write_manifest("running")
 
     tasks = ((i, str(p), pairs_per_image, seed, config) for i, p in enumerate(paths))
-    pool = None
-    if workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
-        results = pool.imap(_synthesize, tasks, chunksize=4)
-    else:
-        results = map(_synthesize, tasks)
-    bar = tqdm(total=len(paths), unit="img", desc="synthesizing", disable=not progress)
+    pools = []
+    status = "failed"
+    bar = None
     try:
+        # The new manifest (listing nothing yet) replaces the old one before the old archives go.
+        write_manifest("running")
+        for path in leftovers:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                path.unlink()
+        if workers > 1:
+            results = _start_pool(workers, pools).imap(_synthesize, tasks, chunksize=4)
+        else:
+            results = map(_synthesize, tasks)
+        # After the pool: tqdm's monitor thread would take a Ctrl-C meant for the pool's start.
+        bar = tqdm(total=len(paths), unit="img", desc="synthesizing", disable=not progress)
         for index, images_i, offsets_i, reason in results:
             bar.update(1)
             if reason is not None:
-                skipped[reason] += 1
+                skipped[reason.split(" (")[0]] += 1
                 summary.skipped_files.append(str(paths[index]))
-                warnings.warn(f"skipping {paths[index]}: {reason}", stacklevel=2)
+                warnings.warn(f"skipping {paths[index]}: {reason}", stacklevel=3)
                 continue
             summary.images_used += 1
             start = 0
@@ -150,57 +377,55 @@ def generate_dataset(
                 buffer_offsets[filled : filled + take] = offsets_i[start : start + take]
                 filled += take
                 start += take
-                summary.pairs_written += take
+                buffered += take
                 if filled == archive_size:
                     flush(filled)
                     filled = 0
-            bar.set_postfix(pairs=summary.pairs_written)
+            bar.set_postfix(pairs=buffered)
         if filled:
             flush(filled)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
     finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    summary.images_skipped = dict(skipped)
-    summary.seconds = time.perf_counter() - started
-    manifest = {
-        "parameters": {
-            "images": None if images is None else str(images) if isinstance(images, (str, os.PathLike)) else "list",
-            "pairs_per_image": pairs_per_image,
-            "archive_size": archive_size,
-            "image_size": list(config.image_size),
-            "patch_size": config.patch_size,
-            "rho": config.rho,
-            "seed": seed,
-        },
-        "summary": {**asdict(summary), "pairs_per_second": summary.pairs_per_second},
-    }
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2))
-    if progress:
-        print(summary)
-    return summary
+        with _sigint_ignored():  # a second Ctrl-C must not cut the clean-up short
+            if bar is not None:
+                bar.close()
+            for pool in pools:
+                pool.terminate()
+                pool.join()
+            if in_flight and in_flight[0] not in written and Path(in_flight[0][0]).is_file():
+                written.append(in_flight[0])  # interrupted between the rename and the bookkeeping
+            for temporary in out.glob(f".*.{os.getpid()}.partial"):
+                temporary.unlink(missing_ok=True)
+            if status == "failed":  # the error under way says more than a failed manifest write would
+                with contextlib.suppress(OSError):
+                    write_manifest(status)
+            else:
+                write_manifest(status)
+    return summary, status
 
 
 def register_commands(subparsers):
     """``make-dataset``."""
     parser = subparsers.add_parser("make-dataset", help="synthesize pairs from images into .npz archives")
     parser.add_argument("--images", default=None, help="folder of images (default: the embedded photos)")
-    parser.add_argument("--out", required=True, help="output folder for the archives")
-    parser.add_argument("--pairs-per-image", type=int, default=1, help="pairs drawn from each image")
-    parser.add_argument("--archive-size", type=int, default=ARCHIVE_SIZE, help="pairs per archive")
-    parser.add_argument("--image-size", type=int, nargs=2, default=list(TRAIN_PROTOCOL.image_size),
+    parser.add_argument("--out", required=True, type=output_folder, help="output folder for the archives")
+    parser.add_argument("--pairs-per-image", type=positive_int, default=1, help="pairs drawn from each image")
+    parser.add_argument("--archive-size", type=positive_int, default=ARCHIVE_SIZE, help="pairs per archive")
+    parser.add_argument("--image-size", type=positive_int, nargs=2, default=list(TRAIN_PROTOCOL.image_size),
                         metavar=("WIDTH", "HEIGHT"), help="size images are scaled and cropped to")
-    parser.add_argument("--patch", type=int, default=TRAIN_PROTOCOL.patch_size, help="patch side in pixels")
-    parser.add_argument("--rho", type=int, default=TRAIN_PROTOCOL.rho, help="largest corner perturbation")
+    parser.add_argument("--patch", type=positive_int, default=TRAIN_PROTOCOL.patch_size, help="patch side in pixels")
+    parser.add_argument("--rho", type=non_negative_int, default=TRAIN_PROTOCOL.rho, help="largest corner perturbation")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    parser.add_argument("--workers", type=int, default=1, help="processes; 0 = all cores")
+    parser.add_argument("--workers", type=non_negative_int, default=1, help="processes; 0 = all cores")
     parser.add_argument("--prefix", default="pairs", help="archive names are PREFIX_00000.npz, ...")
     parser.set_defaults(func=_run_make_dataset)
 
 
 def _run_make_dataset(args):
     config = SynthesisConfig(tuple(args.image_size), args.patch, args.rho)
+    check_archive_size(args.archive_size, args.patch, name="--archive-size")
     generate_dataset(
         args.out,
         images=args.images,

@@ -22,6 +22,7 @@ __all__ = [
     "embedded_photo_paths",
     "read_grayscale",
     "split_images",
+    "require_split_parts",
     "resolve_image_source",
 ]
 
@@ -58,17 +59,23 @@ EMBEDDED_TEST_PHOTOS = ("coffee.png", "rocket.jpg", "chelsea.png", "coins.png")
 def list_images(folder):
     """All image files below ``folder`` (jpg/jpeg/png/bmp/tif/tiff, any case), sorted.
 
+    Every entry with an image extension is listed, broken symbolic links and folders
+    named like images included: reading them fails, so a dataset run skips, counts and
+    names them instead of leaving them silently out.
+
     Raises:
         FileNotFoundError: the folder does not exist, naming it.
         ValueError: the folder holds no image file, naming it.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise NotADirectoryError(f"{folder}: a file, not a folder of images")
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
     paths = sorted(
         path
         for path in folder.rglob("*")
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+        if path.suffix.lower() in IMAGE_EXTENSIONS
     )
     if not paths:
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}")
@@ -124,6 +131,23 @@ def split_images(paths, validation=0.1, test=0.1):
     return split
 
 
+def require_split_parts(folder, parts, names=("train", "validation")):
+    """Refuse a :func:`split_images` split where one of ``names`` came out empty.
+
+    Raises:
+        ValueError: naming the folder, the empty part and every part's count.
+    """
+    empty = [name for name in names if not parts[name]]
+    if empty:
+        total = sum(len(files) for files in parts.values())
+        counts = ", ".join(f"{name} {len(files)}" for name, files in parts.items())
+        raise ValueError(
+            f"{folder}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty: its {total} "
+            f"image file(s) split by file name into {counts} (about 10 % go to validation and 10 % to test); "
+            "add images to the folder" + (" or give validation data (--val-data)" if "validation" in empty else "")
+        )
+
+
 def read_grayscale(path, warn=True):
     """Read any image as 8-bit grayscale.
 
@@ -135,6 +159,10 @@ def read_grayscale(path, warn=True):
         file cannot be decoded. A warning naming the file is issued in that case.
     """
     path = Path(path)
+    if path.is_dir():
+        return _skip(path, "unreadable (a folder, not an image file)", warn)
+    if path.is_symlink() and not path.exists():
+        return _skip(path, "unreadable (a broken symbolic link)", warn)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .archive import archive_length, list_archives, read_archive
+from .archive import archive_length, list_archives, read_archive, require_pairs
 from .synthesis import (
     TRAIN_PROTOCOL,
     load_prepared_images,
@@ -61,6 +61,7 @@ def data_loader(path, batch_size=64, rho=None, shuffle=False, seed=None):
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     archives = list_archives(path)
     rho = archives_rho(path, rho)
+    require_pairs(path, archives, [archive_length(a) for a in archives])  # or it would loop forever
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(len(archives)) if shuffle else range(len(archives))
@@ -102,6 +103,9 @@ class ArchiveDataset(keras.utils.PyDataset):
         self.lengths = np.array([archive_length(a) for a in self.archives])
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)])
         self.size = int(self.starts[-1]) if limit is None else min(int(limit), int(self.starts[-1]))
+        require_pairs(path, self.archives, self.lengths)
+        if self.size < 1:
+            raise ArchiveError(f"{path}: limit {limit} leaves no pairs to read")
         self.batch_size, self.rho, self.shuffle, self.seed, self.mix = batch_size, rho, shuffle, seed, max(1, mix)
         self._cache = OrderedDict()
         self._epoch = 0

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +44,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from .arguments import non_negative_int, output_file
 from .baselines import EstimationFailed, check_homography
 from .evaluation import Evaluation, add_method_arguments, methods_from_args
 from .geometry import patch_corners, warp_points
@@ -335,23 +337,36 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
     Returns:
         an :class:`~hnet_keras.evaluation.Evaluation` whose errors are each pair's mean
         corner distance, with ``score_1px``, ``score_3px`` and ``score_5px`` in its summary.
+        Pairs with an unreadable image are skipped, warned about and listed in its
+        ``context["skipped"]`` (each ``{"pair", "reason"}``).
     """
     if isinstance(pairs, (str, Path)):
         pairs = load_real_pairs(pairs)
     resolved = resolve_methods(methods, model, network_rho, 1)
     before = {m.name: dict(m.failures) for m in resolved}
     rows = {m.name: [] for m in resolved}
+    skipped, names = [], []
     with tqdm(total=len(pairs) * len(resolved), desc="real pairs", unit="est", disable=not progress) as bar:
         for pair in pairs:
-            image_a, image_b = pair.images()
+            try:
+                image_a, image_b = pair.images()
+            except ValueError as error:  # one unreadable image must not lose the other pairs' results
+                warnings.warn(f"skipping pair {pair.name}: {error}", stacklevel=2)
+                skipped.append({"pair": pair.name, "reason": str(error)})
+                bar.update(len(resolved))
+                continue
+            names.append(pair.name)
             size = (image_a.shape[1], image_a.shape[0])
             for method in resolved:
                 h, failed, ms = estimate_full_homography(method, image_a, image_b, max_side)
                 rows[method.name].append((corner_distance(h, pair.homography, size), failed, ms))
                 bar.update(1)
-    result = Evaluation(names=[pair.name for pair in pairs], thresholds=tuple(thresholds),
-                        context={"max_side": max_side},
-                        title=f"{len(pairs)} real pairs, baselines at max side {max_side}")
+    if skipped and len(skipped) == len(pairs):
+        raise ValueError(f"none of the {len(pairs)} pairs could be read, e.g. {skipped[0]['reason']}")
+    read = len(pairs) - len(skipped)
+    title = f"{read} real pairs" + (f" ({len(skipped)} skipped: unreadable)" if skipped else "")
+    result = Evaluation(names=names, thresholds=tuple(thresholds), context={"max_side": max_side, "skipped": skipped},
+                        title=f"{title}, baselines at max side {max_side}")
     for method in resolved:
         errors, failed, ms = (np.array([row[k] for row in rows[method.name]]) for k in range(3))
         result.add(method, errors, failed, ms, before[method.name])
@@ -368,11 +383,11 @@ def register_commands(subparsers):
     )
     parser.add_argument("folder", metavar="DIR", help="an HPatches sequence or Oxford-affine folder, or a folder of them")
     add_method_arguments(parser)
-    parser.add_argument("--max-side", type=int, default=REAL_PAIRS_MAX_SIDE,
+    parser.add_argument("--max-side", type=non_negative_int, default=REAL_PAIRS_MAX_SIDE,
                         help="downsize images so their longer side is at most this before the "
                         "baselines run, and scale the homography back (0 = full size)")
-    parser.add_argument("--json", required=True, help="where to write the JSON scores")
-    parser.add_argument("--csv", default=None, help="where to write the per-pair CSV (default: the JSON path with .csv)")
+    parser.add_argument("--json", required=True, type=output_file, help="where to write the JSON scores")
+    parser.add_argument("--csv", default=None, type=output_file, help="where to write the per-pair CSV (default: the JSON path with .csv)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=_run_evaluate_pairs)
 

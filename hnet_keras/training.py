@@ -36,10 +36,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .arguments import positive_float, positive_int
 from .checkpoint import describe_model, save_model
 from .fileio import atomic_save_model, atomic_write_text
 from .history import history_csv
-from .images import embedded_photo_paths, list_images, split_images
+from .images import embedded_photo_paths, list_images, require_split_parts, split_images
 from .loaders import ArchiveDataset, OnTheFlyDataset
 from .losses import MACE, euclidean_l2
 from .models import MODEL_KINDS, build_model, model_options, offsets_to_bins
@@ -441,6 +442,7 @@ def train(
         # A folder is split by file name: train on its training part, validate on its
         # validation part; the test part is never seen (see images.split_images).
         parts = split_images(list_images(images))
+        require_split_parts(images, parts, ("train",) if validation_data is not None else ("train", "validation"))
         images = parts["train"]
         if validation_data is None:
             validation_data = OnTheFlyDataset(
@@ -550,6 +552,7 @@ def register_commands(subparsers):
                         "validation / test parts: trains on the first, validates on the second "
                         "(default: the embedded training photos)")
     for flag, kind, text in _OVERRIDES:
+        kind = {int: positive_int, float: positive_float}.get(kind, kind)  # every number override is > 0
         parser.add_argument(flag, type=kind, default=unset, help=f"{text} (default: the preset's)",
                             **({"choices": MODEL_KINDS} if flag == "--kind" else {}))
     parser.set_defaults(func=_run_train)

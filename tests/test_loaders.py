@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -40,7 +42,8 @@ def test_data_loader_normalizes_and_loops_forever(archives):
 def test_data_loader_is_exported_at_top_level(archives):
     import hnet_keras
 
-    (archives / "manifest.json").write_text('{"parameters": {"rho": 32}}')  # as generate_dataset writes it
+    manifest = {"parameters": {"rho": 32}, "summary": {"archives": ["pairs_00000.npz"]}}  # as generate_dataset writes it
+    (archives / "manifest.json").write_text(json.dumps(manifest))
     x, y = next(hnet_keras.data_loader(str(archives), batch_size=64))
     assert x.shape == (10, 16, 16, 2) and y.shape == (10, 8)
 
