@@ -37,9 +37,9 @@ import numpy as np  # noqa: E402
 import hnet_keras  # noqa: E402
 from hnet_keras.geometry import corner_errors  # noqa: E402
 from hnet_keras.images import embedded_photo_paths, list_images, split_images  # noqa: E402
-from hnet_keras.iterative import build_iterative, final_mace, sequence_l1  # noqa: E402
-from hnet_keras.losses import euclidean_l2  # noqa: E402
-from hnet_keras.synthesis import TRAIN_PROTOCOL  # noqa: E402
+from hnet_keras.losses import euclidean_l2, sequence_l1  # noqa: E402
+from hnet_keras.models import outputs_to_offsets  # noqa: E402
+from hnet_keras.synthesis import TRAIN_PROTOCOL, normalize_images, resize_pairs  # noqa: E402
 
 INPUT_SIZE, BATCH, SEED = 64, 32, 0
 RHO = TRAIN_PROTOCOL.rho * INPUT_SIZE / TRAIN_PROTOCOL.patch_size  # 16: rho at the model's scale
@@ -64,7 +64,7 @@ def candidates():
             euclidean_l2,
         ),
         "iterative": (
-            lambda: build_iterative(input_size=INPUT_SIZE, rho=RHO),
+            lambda: hnet_keras.build_model("iterative", input_size=INPUT_SIZE, rho=RHO),
             lambda: keras.optimizers.AdamW(
                 keras.optimizers.schedules.CosineDecay(0.0, 10**6, warmup_target=8e-4, warmup_steps=200),
                 weight_decay=1e-4, clipnorm=1.0),
@@ -75,10 +75,8 @@ def candidates():
 
 def held_out_mace(model, x, offsets):
     """MACE in pixels of the 128 px patch of the model's final estimate."""
-    output = np.asarray(model.predict(x, batch_size=64, verbose=0), np.float64)
-    if output.ndim == 3:  # the iterative model: (N, K, 8), the last is the answer
-        output = output[:, -1]
-    return float(corner_errors(offsets, output * TRAIN_PROTOCOL.rho).mean())
+    output = outputs_to_offsets(model.predict(x, batch_size=64, verbose=0), TRAIN_PROTOCOL.rho)
+    return float(corner_errors(offsets, output).mean())
 
 
 def learning_curve(name, budget, eval_every, train_images, x_val, offsets_val):
@@ -152,8 +150,6 @@ def main():
         train_source, val_source = embedded_photo_paths("train"), embedded_photo_paths("test")
     train_images, _ = hnet_keras.load_prepared_images(train_source, TRAIN_PROTOCOL)
     pairs, offsets = hnet_keras.synthesize_pairs(args.pairs, val_source, TRAIN_PROTOCOL, seed=SEED + 1)
-    from hnet_keras.loaders import normalize_images, resize_pairs
-
     x_val = normalize_images(resize_pairs(pairs, INPUT_SIZE))
     identity = float(corner_errors(offsets, np.zeros_like(offsets)).mean())
     results = {name: learning_curve(name, args.budget, args.eval_every, train_images, x_val, offsets)

@@ -39,6 +39,7 @@ _EXPORTS = {
     "load_prepared_images": "synthesis",
     # losses and models
     "euclidean_l2": "losses",
+    "sequence_l1": "losses",
     "MACE": "losses",
     "build_model": "models",
     "offsets_to_bins": "models",
@@ -53,6 +54,10 @@ _EXPORTS = {
     "TrainResult": "training",
     "predict_offsets": "predict",
     "estimate_homography": "predict",
+    "refine_homography": "refine",
+    "align_images": "refine",
+    "Augmentation": "augment",
+    "augment_pairs": "augment",
     "read_history": "history",
     "load_checkpoint": "checkpoint",
     "load_pretrained": "checkpoint",

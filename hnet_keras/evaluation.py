@@ -41,7 +41,7 @@ from .checkpoint import check_rho, load_checkpoint, shipped_checkpoint
 from .fileio import atomic_write_json, atomic_write_text
 from .geometry import corner_errors
 from .images import embedded_photo_paths, list_images, require_split_parts, split_images
-from .methods import DEFAULT_BASELINES, METHOD_CHOICES, resolve_methods
+from .methods import DEFAULT_BASELINES, METHOD_CHOICES, NETWORK_METHODS, resolve_methods
 from .plots import save_evaluation_figures
 from .synthesis import PAPER_TEST_PROTOCOL, TRAIN_PROTOCOL, synthesize_pairs
 
@@ -377,9 +377,11 @@ def add_method_arguments(parser):
     """``--methods``, ``--checkpoint`` and ``--network-rho``, shared by ``evaluate`` and ``evaluate-pairs``."""
     parser.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=None, metavar="METHOD",
                         help=f"methods to run, from {', '.join(METHOD_CHOICES)} (default: every available "
-                        "baseline, plus network when a checkpoint is at hand)")
+                        "baseline, plus network and network+ecc when a checkpoint is at hand)")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="leave network+ecc (the network refined by ECC) out of the default methods")
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint for the 'network' method: a .keras model, a run folder or a "
+                        help="checkpoint for the network methods: a .keras model, a run folder or a "
                         "described .weights.h5 (default: the shipped checkpoint)")
     parser.add_argument("--network-rho", type=float, default=None,
                         help="the rho the network was trained with (default: the checkpoint's own)")
@@ -388,8 +390,9 @@ def add_method_arguments(parser):
 def methods_from_args(args):
     """The methods to run and, when the network is among them, ``(model, rho)``.
 
-    Without ``--methods``, the network joins the baselines whenever a checkpoint is
-    at hand: ``--checkpoint`` or the shipped one.
+    Without ``--methods``, the network and (unless ``--no-refine``) the network refined
+    by ECC join the baselines whenever a checkpoint is at hand: ``--checkpoint`` or the
+    shipped one.
     """
     if args.network_rho is not None:
         check_rho(args.network_rho, "--network-rho")
@@ -398,11 +401,12 @@ def methods_from_args(args):
         checkpoint = shipped_checkpoint()
     methods = args.methods
     if methods is None:
-        methods = list(DEFAULT_BASELINES) + (["network"] if checkpoint else [])
-    if "network" not in methods:
+        networks = NETWORK_METHODS[:1] if args.no_refine else NETWORK_METHODS
+        methods = list(DEFAULT_BASELINES) + (list(networks) if checkpoint else [])
+    if not set(NETWORK_METHODS) & set(methods):
         return methods, None, None
     if checkpoint is None:
-        raise ValueError("the 'network' method needs --checkpoint PATH (no shipped checkpoint found)")
+        raise ValueError("the network methods: each needs --checkpoint PATH (no shipped checkpoint found)")
     model, rho = load_checkpoint(checkpoint, args.network_rho)
     return methods, model, rho
 

@@ -21,7 +21,7 @@ question many times: *given the current estimate, how far off is it?* This model
 
 The weights are shared by every iteration (tied). The model outputs every iteration's
 estimate, (B, K, 8) in units of ``rho`` (the targets' ``offsets / rho``); the last one
-is the answer. :func:`sequence_l1` trains all of them, the later ones weighted more.
+is the answer. :func:`hnet_keras.losses.sequence_l1` trains all of them, the later ones weighted more.
 The estimate fed to the next iteration is not differentiated through (as in RAFT):
 each step learns to correct whatever the previous one left.
 
@@ -44,8 +44,6 @@ __all__ = [
     "local_correlation",
     "IterativeHomography",
     "build_iterative",
-    "sequence_l1",
-    "final_mace",
 ]
 
 _PACKAGE = "hnet_keras"
@@ -306,41 +304,3 @@ def build_iterative(input_size=64, rho=16, iterations=6, stride=4, radius=4, cha
     pair = keras.Input(shape=(input_size, input_size, 2), name="pair")
     core = IterativeHomography(input_size, rho, iterations, stride, radius, channels, context, head, name="iterative")
     return keras.Model(pair, core(pair), name="hnet_iterative")
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-def sequence_l1(y_true, y_pred, gamma=0.85):
-    """The sequence loss of the iterative family: every iteration's L1 error, later ones weighted more.
-
-    Formula (``K`` iterations, ``k = 1..K``):
-
-    ```python
-    loss = sum_k gamma ** (K - k) * mean(abs(y_pred[:, k] - y_true), axis=-1)
-    ```
-
-    Args:
-        y_true: (B, 8) targets ``offsets / rho``.
-        y_pred: (B, K, 8) the estimates of the K iterations, same units.
-
-    Returns:
-        (B,) losses.
-    """
-    y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
-    steps = y_pred.shape[1]
-    weights = ops.convert_to_tensor([gamma ** (steps - 1 - k) for k in range(steps)], dtype=y_pred.dtype)
-    errors = ops.mean(ops.abs(y_pred - ops.expand_dims(y_true, 1)), axis=-1)  # (B, K)
-    return ops.sum(errors * weights, axis=-1)
-
-
-def final_mace(rho):
-    """A metric function: the MACE in pixels of the last iteration's estimate."""
-
-    def mace(y_true, y_pred):
-        y_pred = ops.convert_to_tensor(y_pred)
-        last = y_pred[:, -1] if len(y_pred.shape) == 3 else y_pred
-        y_true = ops.cast(ops.convert_to_tensor(y_true), last.dtype)
-        corners = ops.reshape((last - y_true) * rho, (-1, 4, 2))
-        return ops.mean(ops.sqrt(ops.sum(ops.square(corners), axis=-1) + 1e-12), axis=-1)
-
-    return mace

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from .archive import archive_length, list_archives, read_archive, require_pairs
+from .augment import augment_pairs
 from .synthesis import (
     TRAIN_PROTOCOL,
     load_prepared_images,
@@ -177,6 +178,8 @@ class OnTheFlyDataset(keras.utils.PyDataset):
             :func:`hnet_keras.predict.predict_offsets` does at inference: a model with a 64 px
             input then trains on exactly what it sees when given 128 px pairs. The
             targets stay ``offsets / rho``, which resizing does not change.
+        augmentation: an :class:`hnet_keras.augment.Augmentation` to change patch A and
+            patch B photometrically, each on its own (before the resize), or ``None``.
     """
 
     def __init__(
@@ -189,9 +192,11 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         fixed=False,
         prepared=None,
         input_size=None,
+        augmentation=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.augmentation = augmentation
         self.input_size = input_size if input_size and input_size != config.patch_size else None
         self.prepared = prepared if prepared is not None else load_prepared_images(images, config)[0]
         self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
@@ -205,12 +210,19 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         if not self.fixed:
             self._epoch += 1
 
+    def set_epoch(self, epoch):
+        """Draw the pairs of epoch ``epoch`` from now on (a resumed run starts where it stopped)."""
+        if not self.fixed:
+            self._epoch = int(epoch)
+
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range for {len(self)} batches")
         rng = np.random.default_rng([int(self.seed), self._epoch, int(index)])
         sources = rng.integers(0, len(self.prepared), self.batch_size)
         images, offsets = sample_pairs(self.prepared, sources, rng, self.config)
+        if self.augmentation is not None:
+            images = augment_pairs(images, rng, self.augmentation)
         if self.input_size:
             images = resize_pairs(images, self.input_size)
         return normalize_images(images), normalize_offsets(offsets, self.config.rho)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["euclidean_l2", "MACE"]
+__all__ = ["euclidean_l2", "sequence_l1", "MACE"]
 
 # Below this squared norm the square root is clamped: sqrt has an infinite
 # gradient at 0, which would turn a perfect prediction into NaN weights.
@@ -72,13 +72,16 @@ def _mace(y_true, y_pred, rho):
 
     Args:
         y_true: (B, 8) targets ``offsets / rho``.
-        y_pred: (B, 8) predictions in the same units.
+        y_pred: (B, 8) predictions in the same units, or (B, K, 8) estimates of K
+            refinement steps (the iterative model), of which the last is scored.
         rho: the normalization of the offsets.
 
     Returns:
         (B,) errors in pixels.
     """
     y_true, y_pred = _cast_pair(y_true, y_pred)
+    if len(y_pred.shape) == 3:
+        y_pred = y_pred[:, -1]
     difference = ops.reshape(y_pred - y_true, (-1, 4, 2)) * ops.cast(rho, y_pred.dtype)
     return ops.mean(ops.sqrt(ops.sum(ops.square(difference), axis=-1)), axis=-1)
 
@@ -111,6 +114,31 @@ def _mace_from_bins(y_true, y_pred, rho):
     difference = ops.sum((y_pred - y_true) * centres, axis=-1)
     difference = ops.reshape(difference, (-1, 4, 2))
     return ops.mean(ops.sqrt(ops.sum(ops.square(difference), axis=-1)), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="hnet_keras")
+def sequence_l1(y_true, y_pred, gamma=0.85):
+    """The sequence loss of the iterative model: every step's L1 error, later steps weighted more.
+
+    Formula (``K`` steps, ``k = 1..K``):
+
+    ```python
+    loss = sum_k gamma ** (K - k) * mean(abs(y_pred[:, k] - y_true), axis=-1)
+    ```
+
+    Args:
+        y_true: (B, 8) targets ``offsets / rho``.
+        y_pred: (B, K, 8) the estimates of the K steps, same units.
+        gamma: the weight's decay towards the earlier steps.
+
+    Returns:
+        (B,) losses.
+    """
+    y_true, y_pred = _cast_pair(y_true, y_pred)
+    steps = y_pred.shape[1]
+    weights = ops.convert_to_tensor([gamma ** (steps - 1 - k) for k in range(steps)], dtype=y_pred.dtype)
+    errors = ops.mean(ops.abs(y_pred - ops.expand_dims(y_true, 1)), axis=-1)  # (B, K)
+    return ops.sum(errors * weights, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="hnet_keras")

@@ -27,12 +27,16 @@ from .baselines import (
     sift_detector,
 )
 from .checkpoint import check_rho, load_checkpoint
+from .geometry import homography_to_offsets, offsets_to_homography
+from .refine import ECCSettings, RefinementFailed, refine_homography
 
 __all__ = [
     "BASELINES",
     "DEFAULT_BASELINES",
     "METHOD_CHOICES",
+    "NETWORK_METHODS",
     "NetworkMethod",
+    "RefinedNetworkMethod",
     "network_method",
     "get_method",
     "resolve_methods",
@@ -56,7 +60,10 @@ gives a fresh copy with its own counts (what the evaluations use)."""
 DEFAULT_BASELINES = tuple(name for name in BASELINES if name != "akaze_ransac" or akaze_available())
 """The baselines an evaluation runs by default: those this OpenCV build has."""
 
-METHOD_CHOICES = tuple(BASELINES) + ("network",)
+NETWORK_METHODS = ("network", "network+ecc")
+"""The methods that need a model: the network alone, and refined by ECC (the default pipeline)."""
+
+METHOD_CHOICES = tuple(BASELINES) + NETWORK_METHODS
 
 
 class NetworkMethod(Method):
@@ -84,7 +91,7 @@ class NetworkMethod(Method):
     def homography(self, image_a, image_b):
         from .predict import estimate_homography  # Keras, only when a network runs
 
-        return estimate_homography(self.model, image_a, image_b, rho=self.rho)
+        return estimate_homography(self.model, image_a, image_b, rho=self.rho, refine=False)
 
     def offsets(self, patch_a, patch_b):
         return self._predict(np.stack([patch_a, patch_b], axis=-1)[None])[0]
@@ -108,8 +115,57 @@ class NetworkMethod(Method):
         return offsets, np.zeros(len(pairs), bool), ms
 
 
+class RefinedNetworkMethod(NetworkMethod):
+    """``network+ecc``: the network's estimate refined by ECC (:func:`hnet_keras.refine.refine_homography`).
+
+    On a pair, ECC starts from the network's offsets, coarse to fine at the patch's
+    resolution. When it raises, gives a non-finite homography or moves a corner further
+    than its bound (:class:`~hnet_keras.refine.ECCSettings`) from the network's guess, the
+    network's estimate stays: the pair is counted as failed with the reason, and keeps
+    the network's offsets (not the identity's). On whole images
+    (:meth:`homography`) it is :func:`hnet_keras.predict.estimate_homography`'s pipeline.
+    A pair's time is its share of the network's batch plus its refinement.
+    """
+
+    def __init__(self, model, rho, batch_size=64, name="network+ecc", description=None, settings=None):
+        super().__init__(model, rho, batch_size, name,
+                         description or f"HomographyNet + ECC ({getattr(model, 'name', 'model')})")
+        self.settings = settings or ECCSettings()
+
+    def homography(self, image_a, image_b):
+        from .predict import estimate_homography  # Keras, only when a network runs
+
+        return estimate_homography(self.model, image_a, image_b, rho=self.rho, settings=None)
+
+    def refine(self, patch_a, patch_b, offsets):
+        """``(offsets, failed)``: the network's ``offsets`` refined, or kept (and counted) on a fallback."""
+        size = patch_a.shape[0]
+        try:
+            refined = refine_homography(patch_a, patch_b, offsets_to_homography(offsets, size), self.settings)
+            return homography_to_offsets(refined, size), False
+        except RefinementFailed as failure:
+            self.failures[failure.reason] += 1
+            return np.asarray(offsets, np.float64), True
+
+    def __call__(self, patch_a, patch_b):
+        patch_a, patch_b = check_pair(patch_a, patch_b)
+        start = time.perf_counter()
+        offsets, failed = self.refine(patch_a, patch_b, self.offsets(patch_a, patch_b))
+        return Estimate(offsets, failed, (time.perf_counter() - start) * 1000.0)
+
+    def estimate_batch(self, pairs, progress=None):
+        offsets, failed, ms = super().estimate_batch(pairs)
+        for i, pair in enumerate(np.asarray(pairs)):
+            began = time.perf_counter()
+            offsets[i], failed[i] = self.refine(pair[..., 0], pair[..., 1], offsets[i])
+            ms[i] += (time.perf_counter() - began) * 1000.0
+            if progress is not None:
+                progress(1)
+        return offsets, failed, ms
+
+
 def network_method(model, rho=None, batch_size=64, name="network"):
-    """The ``network`` method from a Keras model or a checkpoint path.
+    """The ``network`` (or ``network+ecc``) method from a Keras model or a checkpoint path.
 
     Args:
         model: a Keras model taking (B, S, S, 2) inputs, or a checkpoint path
@@ -121,11 +177,12 @@ def network_method(model, rho=None, batch_size=64, name="network"):
         model, rho = load_checkpoint(model, rho)
     elif rho is None:
         raise ValueError("the 'network' method needs the rho its model was trained with (network_rho)")
-    return NetworkMethod(model, rho=rho, batch_size=batch_size, name=name)
+    kind = RefinedNetworkMethod if name == "network+ecc" else NetworkMethod
+    return kind(model, rho=rho, batch_size=batch_size, name=name)
 
 
 def get_method(name, model=None, rho=None, batch_size=64):
-    """A fresh method by name; ``"network"`` needs ``model`` (a Keras model or a checkpoint path).
+    """A fresh method by name; ``"network"`` and ``"network+ecc"`` need ``model`` (a Keras model or a checkpoint path).
 
     A :class:`~hnet_keras.baselines.Method` instance passes through unchanged.
 
@@ -136,10 +193,10 @@ def get_method(name, model=None, rho=None, batch_size=64):
         return model
     if isinstance(name, Method):
         return name
-    if name == "network":
+    if name in NETWORK_METHODS:
         if model is None:
-            raise ValueError("the 'network' method needs a model: pass a Keras model or --checkpoint PATH")
-        return network_method(model, rho=rho, batch_size=batch_size)
+            raise ValueError(f"the {name!r} method needs a model: pass a Keras model or --checkpoint PATH")
+        return network_method(model, rho=rho, batch_size=batch_size, name=name)
     if name not in BASELINES:
         raise ValueError(f"unknown method {name!r}; choose from {sorted(METHOD_CHOICES)}")
     if name == "akaze_ransac":
@@ -150,10 +207,10 @@ def get_method(name, model=None, rho=None, batch_size=64):
 def resolve_methods(methods=None, model=None, network_rho=None, batch_size=64):
     """Fresh methods with distinct names from names and/or Method objects.
 
-    Default: every available baseline, plus ``network`` when ``model`` is given.
+    Default: every available baseline, plus ``network`` and ``network+ecc`` when ``model`` is given.
     """
     if methods is None:
-        methods = list(DEFAULT_BASELINES) + (["network"] if model is not None else [])
+        methods = list(DEFAULT_BASELINES) + (list(NETWORK_METHODS) if model is not None else [])
     if isinstance(methods, (str, Method)):
         methods = [methods]
     resolved = [get_method(method, model=model, rho=network_rho, batch_size=batch_size) for method in methods]

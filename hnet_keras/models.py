@@ -1,10 +1,12 @@
-"""HomographyNet models: the paper's regression and classification networks, and a
-twin-MobileNetV2 transfer model.
+"""HomographyNet models: the paper's regression and classification networks, a
+twin-MobileNetV2 transfer model, and the iterative correlation model.
 
 Every model takes the stacked pair, shape ``(input_size, input_size, 2)``, normalized
 to ``[-1, 1]``. The regression and MobileNet models output the 8 offsets divided by
 ``rho``; the classification model outputs, for each of the 8 coordinates, a
-probability over ``bins`` offset values (the bin centres ``linspace(-rho, rho, bins)``).
+probability over ``bins`` offset values (the bin centres ``linspace(-rho, rho, bins)``);
+the iterative model (:mod:`hnet_keras.iterative`) outputs the estimate of each of its
+steps, (B, K, 8) in units of ``rho``.
 
 Models use Keras layers only (no ``Lambda``), so they save to ``.keras``, reload in
 safe mode and run under any Keras backend.
@@ -15,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import keras
 from keras import layers
+
+from .iterative import build_iterative
 
 __all__ = [
     "MODEL_KINDS",
@@ -27,7 +31,7 @@ __all__ = [
     "corner_confidence",
 ]
 
-MODEL_KINDS = ("regression", "classification", "mobilenet")
+MODEL_KINDS = ("regression", "classification", "mobilenet", "iterative")
 
 # The paper's 8 convolutions; a 2x2 max-pool follows the 2nd, 4th and 6th.
 _PAPER_FILTERS = (64, 64, 64, 64, 128, 128, 128, 128)
@@ -56,17 +60,24 @@ def build_model(kind="regression", **options):
             MobileNetV2 ``alpha``), ``dense_units`` (512), ``dropout`` (True),
             ``weights`` (``None``; ``"imagenet"`` downloads the pre-trained weights).
 
+            for ``iterative`` (:func:`hnet_keras.iterative.build_iterative`): ``input_size``
+            (64), ``rho`` (16, its output unit, saved in the model), ``iterations`` (6),
+            ``stride``, ``radius``, ``channels``, ``context``, ``head``.
+
     Returns:
         An uncompiled ``keras.Model``; its ``name`` is ``hnet_<kind>``.
     """
-    builders = {"regression": _build_paper, "classification": _build_paper, "mobilenet": _build_mobilenet}
+    builders = {"regression": _build_paper, "classification": _build_paper, "mobilenet": _build_mobilenet,
+                "iterative": lambda kind, **iterative: build_iterative(**iterative)}
     if kind not in builders:
         raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")
     return builders[kind](kind=kind, **options)
 
 
-def model_options(kind, input_size=128, width=1.0, dropout=True, batchnorm=True, bins=21, **_):
+def model_options(kind, input_size=128, width=1.0, dropout=True, batchnorm=True, bins=21, rho=32, refinements=6, **_):
     """The :func:`build_model` options of a recipe (a :class:`hnet_keras.training.Preset`'s fields)."""
+    if kind == "iterative":
+        return {"input_size": input_size, "rho": rho, "iterations": refinements}
     options = {"input_size": input_size, "width": width, "dropout": dropout}
     if kind != "mobilenet":
         options["batchnorm"] = batchnorm

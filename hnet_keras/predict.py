@@ -1,5 +1,5 @@
 """Using a trained model: corner offsets of pairs of any patch size, and the homography
-between two whole images.
+between two whole images of any size (the network's coarse estimate, refined by ECC).
 
 The model works at its own input size ``S`` (128 for the paper). Inputs of another
 size are resized to ``S``; the predicted offsets, which are in pixels of the resized
@@ -11,15 +11,26 @@ trained with is always an argument: :func:`hnet_keras.checkpoint.load_checkpoint
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 
 from .checkpoint import check_rho
 from .geometry import offsets_to_homography
 from .models import outputs_to_offsets
-from .synthesis import normalize_images, resize_image, resize_pairs
+from .refine import align_images, image_texture
+from .synthesis import TRAIN_PROTOCOL, normalize_images, resize_image, resize_pairs
 
-__all__ = ["model_input_size", "predict_offsets", "estimate_homography"]
+__all__ = ["model_input_size", "predict_offsets", "coarse_homography", "estimate_homography", "LowTextureWarning",
+           "MIN_TEXTURE"]
+
+COARSE_PATCH = TRAIN_PROTOCOL.patch_size
+"""Side of the central patch the network sees of two whole images (its training patches' side)."""
+COARSE_SIDE = COARSE_PATCH * 5 // 4
+"""Short side the whole images are scaled to before the central patch is cut (160 px)."""
+MIN_TEXTURE = 1.0
+"""Mean gradient magnitude (gray levels per pixel) under which an image is too flat to align."""
 
 
 def model_input_size(model):
@@ -70,29 +81,73 @@ def _to_gray(image, name):
     return image
 
 
-def estimate_homography(model, image_a, image_b, rho):
-    """The homography between two views, predicted on the whole images.
+class LowTextureWarning(UserWarning):
+    """An image has too little texture for any estimate of its homography to be trusted."""
 
-    Both images are resized to the model's input (aspect ratio not kept); the
-    predicted corner offsets are scaled back to the images' ``(width, height)``.
+
+def coarse_homography(model, gray_a, gray_b, rho):
+    """The network's ``H_ab`` of two same-size grayscale images, from their central patch.
+
+    Both images are scaled so their short side is :data:`COARSE_SIDE` (128 * 1.25) and
+    the network sees the central :data:`COARSE_PATCH` px square of each: what it was
+    trained on (a patch of a larger image, B the same window of the moved image). Its
+    offsets are those of that square's corners, turned into ``H_ab`` in full-image pixels.
+    """
+    height, width = gray_a.shape
+    scale = COARSE_SIDE / min(height, width)
+    small_w, small_h = max(COARSE_PATCH, round(width * scale)), max(COARSE_PATCH, round(height * scale))
+    left, top = (small_w - COARSE_PATCH) // 2, (small_h - COARSE_PATCH) // 2
+    window = (slice(top, top + COARSE_PATCH), slice(left, left + COARSE_PATCH))
+    pair = np.stack([resize_image(gray_a, small_w, small_h)[window], resize_image(gray_b, small_w, small_h)[window]],
+                    axis=-1)[None]
+    offsets = predict_offsets(model, pair, rho, batch_size=1)[0]
+    to_patch = np.array([[small_w / width, 0.0, -left], [0.0, small_h / height, -top], [0.0, 0.0, 1.0]])
+    return np.linalg.inv(to_patch) @ offsets_to_homography(offsets, COARSE_PATCH) @ to_patch
+
+
+def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None, details=False):
+    """The homography between two whole images of any size and aspect.
+
+    1. A coarse estimate by the network (:func:`coarse_homography`).
+    2. With ``refine``: ECC refinement up the image pyramid to full resolution, and
+       the best of the refined estimate, the network's and the identity by normalized
+       correlation (:func:`hnet_keras.refine.align_images`), so the answer is never
+       worse aligned than doing nothing.
+
+    Image B may differ in size from A: it is resized to A's size first and the result
+    composed with that scaling. An image with too little texture to align on (mean
+    gradient under :data:`MIN_TEXTURE` gray levels per pixel) gives a
+    :class:`LowTextureWarning`.
 
     Args:
         model: a HomographyNet.
-        image_a, image_b: uint8 grayscale (H, W) or BGR (H, W, 3) images of the same size.
+        image_a, image_b: uint8 grayscale (H, W) or BGR (H, W, 3) images.
         rho: the ``rho`` the model was trained with.
+        refine: refine the network's estimate (default) or return it as is.
+        settings: :class:`hnet_keras.refine.ECCSettings` for the refinement.
+        details: also return a dict: ``chosen`` (``"refined"``, ``"start"`` (the
+            network's) or ``"identity"``), ``scores``, ``fallback`` (why the refinement
+            was not used, or ``None``) and ``texture`` (of A and B).
 
     Returns:
-        (3, 3) float64 ``H_ab``, mapping points of image A to the points of image B
-        that show the same content (``image_b ~ warpPerspective(image_a, H_ab)``), i.e.
-        ``getPerspectiveTransform(perturbed, original)`` over the image's corners
-        (:func:`hnet_keras.geometry.offsets_to_homography`).
+        (3, 3) float64 ``H_ab`` mapping points of image A to the points of image B that
+        show the same content (``image_b ~ warpPerspective(image_a, H_ab)``); with
+        ``details``, ``(H_ab, details)``.
     """
     gray_a, gray_b = _to_gray(image_a, "image_a"), _to_gray(image_b, "image_b")
-    if gray_a.shape != gray_b.shape:
-        raise ValueError(f"image_a and image_b must have the same size, got {gray_a.shape} and {gray_b.shape}")
     height, width = gray_a.shape
-    size = model_input_size(model)
-    pair = np.stack([resize_image(gray_a, size, size), resize_image(gray_b, size, size)], axis=-1)[None]
-    offsets = _predict_model_pixels(model, pair, rho, batch_size=1)[0]
-    offsets = offsets * np.tile([width / size, height / size], 4)
-    return offsets_to_homography(offsets, size=(width, height))
+    to_a_size = np.diag([width / gray_b.shape[1], height / gray_b.shape[0], 1.0])
+    if gray_b.shape != gray_a.shape:
+        gray_b = resize_image(gray_b, width, height)
+    texture = (image_texture(gray_a), image_texture(gray_b))
+    if min(texture) < MIN_TEXTURE:
+        warnings.warn(f"too little texture to trust the estimate (mean gradient {min(texture):.2f} gray levels/px, "
+                      f"under {MIN_TEXTURE})", LowTextureWarning, stacklevel=2)
+    h_ab = coarse_homography(model, gray_a, gray_b, rho)
+    info = {"chosen": "start", "scores": {}, "fallback": None, "texture": texture}
+    if refine:
+        h_ab, found = align_images(gray_a, gray_b, h_ab, settings)
+        info.update(found)
+    h_ab = np.linalg.inv(to_a_size) @ h_ab
+    h_ab = h_ab / h_ab[2, 2]
+    return (h_ab, info) if details else h_ab

@@ -37,12 +37,13 @@ import keras
 import numpy as np
 
 from .arguments import positive_float, positive_int
+from .augment import DEFAULT_AUGMENTATION
 from .checkpoint import describe_model, save_model
 from .fileio import atomic_save_model, atomic_write_text
 from .history import history_csv
 from .images import embedded_photo_paths, list_images, require_split_parts, split_images
 from .loaders import ArchiveDataset, OnTheFlyDataset
-from .losses import MACE, euclidean_l2
+from .losses import MACE, euclidean_l2, sequence_l1
 from .models import MODEL_KINDS, build_model, model_options, offsets_to_bins
 from .synthesis import SynthesisConfig
 
@@ -76,13 +77,22 @@ class Preset:
         iterations: optimizer steps of the whole run.
         steps_per_epoch: steps between checkpoints with on-the-fly data (with
             archives an epoch is one pass over them).
-        optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
-        learning_rate: initial learning rate.
+        optimizer: ``"sgd"`` (with ``momentum``), ``"adam"``, or ``"adamw"`` (weight decay
+            1e-4, gradient clipping at 1, ``warmup_steps`` of linear warm-up to
+            ``learning_rate`` then cosine decay to 1% of it at ``iterations``: the
+            recipe of the iterative model).
+        learning_rate: initial (``adamw``: peak) learning rate.
         momentum: SGD momentum.
         lr_drop_every: the learning rate is multiplied by ``lr_drop_factor`` every
             this many iterations (staircase); ``None`` keeps it constant.
         lr_drop_factor: see ``lr_drop_every``.
         validation_batches: batches of the held-out set evaluated each epoch.
+        patch_size: side of the synthesized patches, resized to ``input_size`` for the
+            model (``None``: ``input_size``). Synthesis then uses ``rho * patch_size /
+            input_size``, so the targets are the same numbers.
+        refinements: steps of the iterative model.
+        augment: change each patch photometrically (:data:`hnet_keras.augment.DEFAULT_AUGMENTATION`).
+        warmup_steps: ``adamw``'s warm-up.
     """
 
     name: str
@@ -103,12 +113,16 @@ class Preset:
     lr_drop_every: int | None = 30_000
     lr_drop_factor: float = 0.1
     validation_batches: int = 50
+    patch_size: int | None = None
+    refinements: int = 6
+    augment: bool = False
+    warmup_steps: int = 0
 
     def __post_init__(self):
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
         for name in ("batch_size", "iterations", "steps_per_epoch", "validation_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -117,8 +131,15 @@ class Preset:
 
     @property
     def synthesis(self):
-        """The :class:`SynthesisConfig` of on-the-fly pairs."""
-        return SynthesisConfig(self.image_size, self.input_size, self.rho)
+        """The :class:`SynthesisConfig` of on-the-fly pairs (before any resize to ``input_size``)."""
+        patch = self.patch_size or self.input_size
+        return SynthesisConfig(self.image_size, patch, self.rho * patch // self.input_size)
+
+    def on_the_fly(self, images, batches, seed, fixed=False, prepared=None):
+        """An :class:`~hnet_keras.loaders.OnTheFlyDataset` of the recipe's pairs (augmented unless ``fixed``)."""
+        return OnTheFlyDataset(images, self.batch_size, batches_per_epoch=batches, config=self.synthesis, seed=seed,
+                               fixed=fixed, prepared=prepared, input_size=self.input_size,
+                               augmentation=DEFAULT_AUGMENTATION if self.augment and not fixed else None)
 
     def model_options(self):
         """The :func:`~hnet_keras.models.build_model` options of the recipe."""
@@ -151,6 +172,12 @@ PRESETS = {
     "tiny": Preset(name="tiny", image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False,
                    iterations=1000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
                    lr_drop_every=None, validation_batches=4),
+    # The iterative correlation model (hnet_keras.iterative) on 128 px pairs resized to
+    # 64, augmented, with the recipe of its family (AdamW, warm-up, cosine, batch 32).
+    # checkpoints/hnet_iterative/reproduce.py is this recipe with its run's own loop.
+    "iterative": Preset(name="iterative", kind="iterative", input_size=64, patch_size=128, rho=16, batch_size=32,
+                        iterations=10_000, steps_per_epoch=250, optimizer="adamw", learning_rate=8e-4,
+                        lr_drop_every=None, warmup_steps=500, augment=True, validation_batches=16),
     # A wiring check: trains a tiny model end to end in a few seconds.
     "smoke": Preset(name="smoke", image_size=(64, 48), input_size=32, rho=8, width=0.125, batch_size=16,
                     iterations=40, steps_per_epoch=10, optimizer="adam", learning_rate=0.002,
@@ -174,6 +201,11 @@ def make_optimizer(preset):
     """The preset's optimizer; its schedule is keyed on ``optimizer.iterations``, which is
     saved with the model, so a resumed run continues at the same point of the schedule."""
     learning_rate = preset.learning_rate
+    if preset.optimizer == "adamw":
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, max(1, preset.iterations - preset.warmup_steps), alpha=0.01,
+            warmup_target=preset.learning_rate, warmup_steps=preset.warmup_steps)
+        return keras.optimizers.AdamW(schedule, weight_decay=1e-4, clipnorm=1.0)
     if preset.lr_drop_every:
         learning_rate = keras.optimizers.schedules.ExponentialDecay(
             preset.learning_rate, preset.lr_drop_every, preset.lr_drop_factor, staircase=True
@@ -184,11 +216,13 @@ def make_optimizer(preset):
 
 
 def compile_model(model, preset):
-    """Compile with the preset's optimizer, the paper's loss and the MACE metric."""
+    """Compile with the preset's optimizer, the model's loss (the paper's, or the iterative
+    model's sequence loss) and the MACE metric."""
     binned = preset.kind == "classification"
+    losses = {"classification": "categorical_crossentropy", "iterative": sequence_l1}
     model.compile(
         optimizer=make_optimizer(preset),
-        loss="categorical_crossentropy" if binned else euclidean_l2,
+        loss=losses.get(preset.kind, euclidean_l2),
         metrics=[MACE(preset.rho, from_bins=binned)],
     )
     return model
@@ -218,10 +252,7 @@ def _training_data(preset, data, images, seed):
     if data is not None:
         return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=True, seed=seed), str(data)
     source = images if images is not None else embedded_photo_paths("train")
-    dataset = OnTheFlyDataset(
-        source, preset.batch_size, batches_per_epoch=preset.steps_per_epoch, config=preset.synthesis, seed=seed
-    )
-    return dataset, "on-the-fly pairs"
+    return preset.on_the_fly(source, preset.steps_per_epoch, seed), "on-the-fly pairs"
 
 
 def _validation_data(preset, data, seed):
@@ -232,14 +263,7 @@ def _validation_data(preset, data, seed):
     if data is not None:
         limit = preset.validation_batches * preset.batch_size
         return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=False, limit=limit), str(data)
-    dataset = OnTheFlyDataset(
-        embedded_photo_paths("test"),
-        preset.batch_size,
-        batches_per_epoch=preset.validation_batches,
-        config=preset.synthesis,
-        seed=seed,
-        fixed=True,
-    )
+    dataset = preset.on_the_fly(embedded_photo_paths("test"), preset.validation_batches, seed, fixed=True)
     return dataset, "held-out on-the-fly pairs"
 
 
@@ -445,10 +469,7 @@ def train(
         require_split_parts(images, parts, ("train",) if validation_data is not None else ("train", "validation"))
         images = parts["train"]
         if validation_data is None:
-            validation_data = OnTheFlyDataset(
-                parts["validation"], preset.batch_size, batches_per_epoch=preset.validation_batches,
-                config=preset.synthesis, seed=seed, fixed=True,
-            )
+            validation_data = preset.on_the_fly(parts["validation"], preset.validation_batches, seed, fixed=True)
 
     train_data, train_source = _training_data(preset, data, images, seed)
     val_data, val_source = _validation_data(preset, validation_data, seed)

@@ -215,3 +215,21 @@ def test_the_input_size_error_names_options_train_has(tmp_path, capsys):
               "--input-size", "16", "--rho", "4", "--quiet"])
     error = capsys.readouterr().err
     assert exit_info.value.code == 2 and "--input-size" in error
+
+
+def test_the_iterative_preset_trains_resumes_and_carries_its_rho(tmp_path):
+    from hnet_keras.checkpoint import load_checkpoint
+    from hnet_keras.loaders import OnTheFlyDataset
+
+    preset = get_preset("iterative", iterations=4, steps_per_epoch=2, batch_size=4, validation_batches=1)
+    assert preset.synthesis.patch_size == 128 and preset.synthesis.rho == 32  # 128 px pairs resized to 64
+    data = preset.on_the_fly(None, 1, seed=0)
+    assert isinstance(data, OnTheFlyDataset) and data.augmentation is not None
+    assert preset.on_the_fly(None, 1, seed=0, fixed=True).augmentation is None  # validation pairs stay clean
+    x, y = data[0]
+    assert x.shape == (4, 64, 64, 2) and np.abs(y).max() <= 1.0
+    result = train(preset, checkpoint_dir=tmp_path, verbose=0)
+    assert [row["iterations"] for row in result.history] == [2, 4]
+    assert all(np.isfinite(row["loss"]) for row in result.history)
+    model, rho = load_checkpoint(result.directory / "last.keras")
+    assert rho == 16 and model.output_shape == (None, 6, 8)
