@@ -406,7 +406,7 @@ def methods_from_args(args):
     if not set(NETWORK_METHODS) & set(methods):
         return methods, None, None
     if checkpoint is None:
-        raise ValueError("the network methods: each needs --checkpoint PATH (no shipped checkpoint found)")
+        raise ValueError("the network methods need --checkpoint PATH (no shipped checkpoint found)")
     model, rho = load_checkpoint(checkpoint, args.network_rho)
     return methods, model, rho
 

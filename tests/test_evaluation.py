@@ -128,7 +128,7 @@ def test_cli_evaluates_archives(tmp_path, capsys, test_set):
 def test_cli_errors_are_clear(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HNET_KERAS_CHECKPOINT", str(tmp_path / "no_shipped.weights.h5"))
     assert _run_cli(["evaluate", "--methods", "network", "--json", str(tmp_path / "r.json")]) == 2
-    assert "needs --checkpoint" in capsys.readouterr().err
+    assert "need --checkpoint" in capsys.readouterr().err
     assert _run_cli(["evaluate", "--checkpoint", str(tmp_path / "missing.keras"), "--json",
                      str(tmp_path / "r.json")]) == 2
     assert "missing.keras" in capsys.readouterr().err
