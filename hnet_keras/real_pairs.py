@@ -45,6 +45,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .arguments import non_negative_int, output_file
+from .augment import augment_patch
 from .baselines import EstimationFailed, check_homography
 from .evaluation import Evaluation, add_method_arguments, methods_from_args
 from .geometry import patch_corners, warp_points
@@ -229,7 +230,7 @@ def load_real_pairs(path):
     return pairs
 
 
-def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0):
+def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0, augmentation=None):
     """Write a synthetic sequence in the HPatches layout, for demos and tests offline.
 
     Image 1 is ``image``; images 2 .. ``count`` are it warped by random homographies
@@ -242,7 +243,9 @@ def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0):
         image: (H, W) uint8 grayscale or (H, W, 3) BGR.
         count: images in the sequence, the reference included (2..6 in HPatches).
         max_shift: largest corner move as a fraction of the width/height.
-        seed: seed of the homographies.
+        seed: seed of the homographies (and of the photometric changes).
+        augmentation: an :class:`hnet_keras.augment.Augmentation` drawn for each of
+            images 2 .. ``count`` (exposure, noise, blur between the views), or ``None``.
 
     Returns:
         the folder, as a ``Path``.
@@ -258,7 +261,11 @@ def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0):
     for k in range(2, count + 1):
         moves = rng.uniform(-max_shift, max_shift, (4, 2)) * (width, height)
         h_1k = cv2.getPerspectiveTransform(corners, (corners + moves).astype(np.float32))
-        _write_image(folder / f"{k}.ppm", cv2.warpPerspective(image, h_1k, (width, height)))
+        warped = cv2.warpPerspective(image, h_1k, (width, height))
+        if augmentation is not None:
+            warped = augment_patch(warped if warped.ndim == 2 else cv2.cvtColor(warped, cv2.COLOR_BGR2GRAY),
+                                   rng, augmentation)
+        _write_image(folder / f"{k}.ppm", warped)
         np.savetxt(folder / f"H_1_{k}", h_1k / h_1k[2, 2])
     return folder
 
