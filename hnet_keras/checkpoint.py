@@ -39,7 +39,7 @@ __all__ = [
     "export_checkpoint",
 ]
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "hnet_compact" / "hnet_compact.weights.h5"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "hnet_iterative" / "hnet_iterative.weights.h5"
 CHECKPOINT_ENV = "HNET_KERAS_CHECKPOINT"
 DESCRIPTION_MEMBER = "hnet_keras.json"
 
@@ -182,7 +182,7 @@ def load_pretrained(path=None, rho=None):
     path = Path(path) if path is not None else shipped_checkpoint()
     if not path.exists():
         raise FileNotFoundError(
-            f"no checkpoint at {path}. The project ships one in checkpoints/hnet_compact/; "
+            f"no checkpoint at {path}. The project ships one in checkpoints/hnet_iterative/; "
             "train your own with `python -m hnet_keras train` and pass its run folder"
         )
     return load_checkpoint(path, rho)

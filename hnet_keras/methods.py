@@ -86,7 +86,13 @@ class NetworkMethod(Method):
     def _predict(self, pairs):
         from .predict import predict_offsets  # Keras, only when a network runs
 
-        return np.asarray(predict_offsets(self.model, pairs, rho=self.rho, batch_size=self.batch_size), np.float64)
+        # A batch of another size makes Keras trace the model again (seconds, counted in
+        # the pairs' time): a short last batch is padded to the full size instead.
+        padding = -len(pairs) % self.batch_size if len(pairs) > 1 else 0
+        if padding:
+            pairs = np.concatenate([pairs, np.repeat(pairs[-1:], padding, axis=0)])
+        offsets = predict_offsets(self.model, pairs, rho=self.rho, batch_size=self.batch_size)
+        return np.asarray(offsets[: len(offsets) - padding], np.float64)
 
     def homography(self, image_a, image_b):
         from .predict import estimate_homography  # Keras, only when a network runs

@@ -38,9 +38,9 @@ __all__ = [
 
 PERTURBATIONS = {
     "noise": (0, 5, 10, 20, 40),
-    "brightness": (-60, -30, 0, 30, 60),
+    "brightness": (-60, -40, 0, 40, 60),
     "contrast": (0.25, 0.5, 1.0, 1.5, 2.0),
-    "gamma": (0.5, 0.75, 1.0, 1.5, 2.0),
+    "gamma": (0.5, 0.7, 1.0, 1.4, 2.0),
     "blur": (0, 1, 2, 3, 4),
 }
 """Named photometric changes of patch B and their levels (each list holds the neutral level)."""
@@ -125,7 +125,7 @@ def robustness_sweep(
     Args:
         pairs, offsets: the clean test pairs (N, P, P, 2) uint8 and their (N, 8) offsets.
         methods: as in :func:`hnet_keras.evaluation.evaluate` (default: every available
-            baseline, plus ``network`` when ``model`` is given).
+            baseline, plus ``network`` and ``network+ecc`` when ``model`` is given).
         perturbations: dict kind -> levels (default :data:`PERTURBATIONS`).
         seed: seed of the noise.
         model: a Keras model (or checkpoint path) for ``network``.

@@ -161,9 +161,9 @@ PRESETS = {
     "cpu": Preset(name="cpu", image_size=(192, 144), input_size=64, rho=16, width=0.25, dropout=False,
                   iterations=6000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
                   lr_drop_every=2500, validation_batches=8),
-    # Phase 1 of the checkpoint shipped in checkpoints/hnet_compact: the cpu preset's
+    # Phase 1 of the earlier checkpoint kept in checkpoints/hnet_compact: the cpu preset's
     # model on half-scale pairs (160x120 images). Its reproduce.py then goes on to
-    # 28,000 iterations on 128 px pairs resized to 64 px, which is what ships.
+    # 28,000 iterations on 128 px pairs resized to 64 px, which is that checkpoint.
     "compact": Preset(name="compact", image_size=(160, 120), input_size=64, rho=16, width=0.25, dropout=False,
                       batch_size=32, iterations=24_000, steps_per_epoch=500, optimizer="adam",
                       learning_rate=0.001, lr_drop_every=18_000, validation_batches=8),

@@ -15,6 +15,11 @@ stopped (run the same command again), drawing the same pairs.
 
 Export: the last weights as checkpoints/hnet_iterative/hnet_iterative.weights.h5 with
 the description beside it (architecture, rho, training facts).
+
+Evaluate: the model card's tables, written beside it: every method on 1,000 pairs of
+the test part of PHOTOS (evaluation_photos_test.json/.csv) and on 300 pairs of the
+embedded test photos (evaluation_embedded.json), and the robustness sweep on 300 test
+pairs (robustness_photos_test.json).
 """
 
 import argparse
@@ -129,13 +134,40 @@ def export():
     return save_model(model, OUT, description)
 
 
+def evaluate(photos):
+    """The card's held-out tables, from the exported checkpoint."""
+    from hnet_keras.checkpoint import load_checkpoint
+    from hnet_keras.evaluation import evaluate as run, load_test_set
+    from hnet_keras.fileio import atomic_write_json
+    from hnet_keras.robustness import format_robustness, robustness_sweep
+
+    model, rho = load_checkpoint(OUT)
+    folder = OUT.parent
+    test = load_test_set(images=photos, split="test", count=1000, seed=0)
+    # every baseline this OpenCV has, the network and network+ecc (evaluate's default)
+    result = run(test, model=model, network_rho=rho, progress=False)
+    print(result.table())
+    result.write_json(folder / "evaluation_photos_test.json")
+    result.write_csv(folder / "evaluation_photos_test.csv")
+    embedded = run(load_test_set(count=300, seed=0), model=model, network_rho=rho, progress=False)
+    print(embedded.table())
+    embedded.write_json(folder / "evaluation_embedded.json")
+    levels = {"noise": (0, 10), "brightness": (-40, 0, 40), "gamma": (0.7, 1.0, 1.4), "blur": (0, 1, 2)}
+    report = robustness_sweep(test.pairs[:300], test.offsets[:300], ["identity", "sift_ransac", "network",
+                              "network+ecc"], levels, seed=0, model=model, network_rho=rho, progress=False)
+    print(format_robustness(report))
+    atomic_write_json(folder / "robustness_photos_test.json", report)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("photos", help="folder of photos (../shared/photos for the shipped checkpoint)")
-    parser.add_argument("--phase", choices=("train", "export", "all"), default="all")
+    parser.add_argument("--phase", choices=("train", "export", "evaluate", "all"), default="all")
     parser.add_argument("--steps", type=int, default=STEPS, help="optimizer steps of the whole run")
     args = parser.parse_args()
     if args.phase in ("train", "all"):
         train(args.photos, args.steps)
     if args.phase in ("export", "all"):
         print(f"wrote {export()}")
+    if args.phase in ("evaluate", "all"):
+        evaluate(args.photos)
