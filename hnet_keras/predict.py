@@ -19,11 +19,10 @@ import numpy as np
 from .checkpoint import check_rho
 from .geometry import offsets_to_homography
 from .models import outputs_to_offsets
-from .refine import align_images, image_texture
+from .refine import MIN_TEXTURE, align_images, image_texture
 from .synthesis import TRAIN_PROTOCOL, normalize_images, resize_image, resize_pairs
 
-__all__ = ["model_input_size", "predict_offsets", "coarse_homography", "estimate_homography", "LowTextureWarning",
-           "MIN_TEXTURE"]
+__all__ = ["model_input_size", "predict_offsets", "coarse_homography", "estimate_homography", "LowTextureWarning"]
 
 COARSE_PATCH = TRAIN_PROTOCOL.patch_size
 """Side of the central patch the network sees of two whole images (its training patches' side)."""
@@ -33,8 +32,7 @@ COARSE_PASSES = 3
 """Network passes of the coarse estimate (each further one on B aligned by the previous).
 On 60 whole-image test pairs (640x480, corners moved up to 20%, a mid-training model),
 98% ended within 3 px after ECC with 3 passes, 95% with 2 and 88% with 1."""
-MIN_TEXTURE = 1.0
-"""Mean gradient magnitude (gray levels per pixel) under which an image is too flat to align."""
+
 
 
 def model_input_size(model):

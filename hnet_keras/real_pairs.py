@@ -50,6 +50,7 @@ from .baselines import EstimationFailed, check_homography
 from .evaluation import Evaluation, add_method_arguments, methods_from_args
 from .geometry import patch_corners, warp_points
 from .images import IMAGE_EXTENSIONS, read_grayscale
+from .refine import MIN_TEXTURE, image_texture
 from .methods import NetworkMethod, resolve_methods
 
 __all__ = [
@@ -345,14 +346,17 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
         an :class:`~hnet_keras.evaluation.Evaluation` whose errors are each pair's mean
         corner distance, with ``score_1px``, ``score_3px`` and ``score_5px`` in its summary.
         Pairs with an unreadable image are skipped, warned about and listed in its
-        ``context["skipped"]`` (each ``{"pair", "reason"}``).
+        ``context["skipped"]`` (each ``{"pair", "reason"}``). Pairs with an image too flat
+        to trust any estimate on (:func:`hnet_keras.refine.image_texture` under
+        :data:`~hnet_keras.refine.MIN_TEXTURE`) are scored, warned about and listed in
+        ``context["low_texture"]``.
     """
     if isinstance(pairs, (str, Path)):
         pairs = load_real_pairs(pairs)
     resolved = resolve_methods(methods, model, network_rho, 1)
     before = {m.name: dict(m.failures) for m in resolved}
     rows = {m.name: [] for m in resolved}
-    skipped, names = [], []
+    skipped, names, low_texture = [], [], []
     with tqdm(total=len(pairs) * len(resolved), desc="real pairs", unit="est", disable=not progress) as bar:
         for pair in pairs:
             try:
@@ -363,6 +367,11 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
                 bar.update(len(resolved))
                 continue
             names.append(pair.name)
+            texture = min(image_texture(image_a), image_texture(image_b))
+            if texture < MIN_TEXTURE:
+                warnings.warn(f"pair {pair.name}: too little texture to trust any estimate (mean gradient "
+                              f"{texture:.2f} gray levels/px)", stacklevel=2)
+                low_texture.append(pair.name)
             size = (image_a.shape[1], image_a.shape[0])
             for method in resolved:
                 h, failed, ms = estimate_full_homography(method, image_a, image_b, max_side)
@@ -372,7 +381,8 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
         raise ValueError(f"none of the {len(pairs)} pairs could be read, e.g. {skipped[0]['reason']}")
     read = len(pairs) - len(skipped)
     title = f"{read} real pairs" + (f" ({len(skipped)} skipped: unreadable)" if skipped else "")
-    result = Evaluation(names=names, thresholds=tuple(thresholds), context={"max_side": max_side, "skipped": skipped},
+    context = {"max_side": max_side, "skipped": skipped, "low_texture": low_texture}
+    result = Evaluation(names=names, thresholds=tuple(thresholds), context=context,
                         title=f"{title}, baselines at max side {max_side}")
     for method in resolved:
         errors, failed, ms = (np.array([row[k] for row in rows[method.name]]) for k in range(3))

@@ -23,7 +23,11 @@ import numpy as np
 
 from .geometry import patch_corners, warp_points
 
-__all__ = ["ECCSettings", "RefinementFailed", "refine_homography", "image_texture", "alignment_score", "align_images"]
+__all__ = ["ECCSettings", "RefinementFailed", "refine_homography", "image_texture", "MIN_TEXTURE", "alignment_score",
+           "align_images"]
+
+MIN_TEXTURE = 1.0
+"""Mean gradient magnitude (gray levels per pixel) under which an image is too flat to align."""
 
 
 @dataclass(frozen=True)
@@ -183,13 +187,13 @@ def align_images(image_a, image_b, h_start, settings=None):
     if settings is None:
         levels = 1 + max(0, int(np.floor(np.log2(min(image_a.shape) / 120.0))))
         settings = ECCSettings(levels=max(levels, 2), iterations=50, epsilon=1e-4)
-    candidates, fallback = {}, None
+    # On a tie (a blank image scores every candidate alike) the first wins: doing nothing.
+    candidates, fallback = {"identity": np.eye(3)}, None
     try:
         candidates["refined"] = refine_homography(image_a, image_b, h_start, settings)
     except RefinementFailed as failure:
         fallback = failure.reason
     candidates["start"] = np.asarray(h_start, np.float64) / h_start[2, 2]
-    candidates["identity"] = np.eye(3)
     scores = {name: alignment_score(image_a, image_b, h) for name, h in candidates.items()}
     chosen = max(scores, key=scores.get)
     return candidates[chosen], {"chosen": chosen, "scores": scores, "fallback": fallback}

@@ -200,33 +200,40 @@ def test_predict_offsets_rejects_bad_pairs():
         predict_offsets(model, np.zeros((1, 32, 30, 2), np.uint8), rho=8)
 
 
-def test_estimate_homography_reprojects_the_corners_of_the_images():
+def test_coarse_homography_reprojects_the_corners_of_the_images():
+    """The network's offsets on the central patch become H_ab of the whole images."""
+    from hnet_keras.predict import COARSE_PATCH, COARSE_SIDE, coarse_homography
+
     gray, _ = read_grayscale(embedded_photo_paths("train")[0])
-    image_a = cv2.resize(gray, (200, 150), interpolation=cv2.INTER_AREA)
     width, height, size, rho = 200, 150, 32, 8
-    # True offsets in image pixels, chosen to be what the model sees at its size.
-    model_offsets = np.array([3, -2, -4, 1, 2, 5, -1, -3], np.float64)
-    true_offsets = model_offsets * np.tile([width / size, height / size], 4)
-    h_true = offsets_to_homography(true_offsets, size=(width, height))
+    image_a = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
+    model_offsets = np.array([3, -2, -4, 1, 2, 5, -1, -3], np.float64)  # what the model answers, at 32 px
+    # the central COARSE_PATCH square of the images scaled to a short side of COARSE_SIDE
+    scale = COARSE_SIDE / height
+    left, top = (round(width * scale) - COARSE_PATCH) // 2, (COARSE_SIDE - COARSE_PATCH) // 2
+    to_patch = np.array([[round(width * scale) / width, 0, -left], [0, COARSE_SIDE / height, -top], [0, 0, 1.0]])
+    patch_offsets = model_offsets * COARSE_PATCH / size
+    h_true = np.linalg.inv(to_patch) @ offsets_to_homography(patch_offsets, COARSE_PATCH) @ to_patch
     image_b = cv2.warpPerspective(image_a, h_true, (width, height))
     model = constant_model(size, model_offsets / rho)
 
-    h_ab = estimate_homography(model, cv2.cvtColor(image_a, cv2.COLOR_GRAY2BGR), image_b, rho=rho)
-    assert h_ab.shape == (3, 3)
-    original = patch_corners((width, height))
-    perturbed = original + true_offsets.reshape(4, 2)
-    # H_ab maps the perturbed corners onto the image corners, and A onto B.
-    np.testing.assert_allclose(warp_points(h_ab, perturbed), original, atol=1e-3)
+    h_ab = coarse_homography(model, image_a, image_b, rho=rho, passes=1)
+    # H_ab maps the patch's perturbed corners (in image pixels) onto its corners, and A onto B.
+    corners = warp_points(np.linalg.inv(to_patch), patch_corners(COARSE_PATCH))
+    perturbed = warp_points(np.linalg.inv(to_patch), patch_corners(COARSE_PATCH) + patch_offsets.reshape(4, 2))
+    np.testing.assert_allclose(warp_points(h_ab, perturbed), corners, atol=1e-3)
     inner = np.array([[50.0, 40.0], [120.0, 90.0], [160.0, 30.0]])
     np.testing.assert_allclose(warp_points(h_ab, inner), warp_points(h_true, inner), atol=1e-3)
     warped = cv2.warpPerspective(image_a, h_ab, (width, height))
     assert np.mean(np.abs(warped.astype(int) - image_b.astype(int))) < 1.0
+    unrefined = estimate_homography(model, cv2.cvtColor(image_a, cv2.COLOR_GRAY2BGR), image_b, rho=rho, refine=False)
+    assert unrefined.shape == (3, 3) and np.all(np.isfinite(unrefined))
 
 
-def test_estimate_homography_rejects_images_of_different_sizes():
+def test_estimate_homography_rejects_images_that_are_not_uint8():
     model = constant_model(32, np.zeros(8))
-    with pytest.raises(ValueError, match="same size"):
-        estimate_homography(model, np.zeros((50, 60), np.uint8), np.zeros((50, 61), np.uint8), rho=8)
+    with pytest.raises(ValueError, match="uint8"):
+        estimate_homography(model, np.zeros((50, 60), np.float32), np.zeros((50, 60), np.uint8), rho=8)
 
 
 def test_outputs_become_pixels_only_with_a_given_rho():

@@ -94,3 +94,36 @@ def test_image_b_of_another_size_and_textureless_images_are_handled():
     with warnings.catch_warnings():
         warnings.simplefilter("error", LowTextureWarning)
         estimate_homography(_constant_model(64), image_a, image_a, rho=16)  # textured: no warning
+
+
+def test_evaluate_pairs_names_the_pairs_too_flat_to_trust(tmp_path):
+    from hnet_keras.real_pairs import evaluate_real_pairs, write_hpatches_sequence
+
+    flat = np.full((120, 160), 100, np.uint8)
+    flat[60:, :] = 101  # one faint edge: next to no texture
+    sequence = write_hpatches_sequence(tmp_path / "v_flat", flat, count=3, seed=0)
+    with pytest.warns(UserWarning, match="too little texture"):
+        result = evaluate_real_pairs(sequence, methods=["identity"], progress=False)
+    assert result.context["low_texture"] == ["v_flat/1-2", "v_flat/1-3"]
+
+
+def test_estimate_command_warns_in_one_line_on_blank_images(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((96, 128), 77, np.uint8))
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run([sys.executable, "-m", "hnet_keras", "estimate", str(blank), str(blank)],
+                               capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    warnings_lines = [line for line in completed.stderr.splitlines() if "too little texture" in line]
+    assert len(warnings_lines) == 1 and warnings_lines[0].startswith("hnet_keras estimate: warning:")
+    assert "Traceback" not in completed.stderr
+    answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(answer["H_ab"], np.eye(3), atol=1e-6)  # nothing to align: the identity is kept
