@@ -111,7 +111,7 @@ def plot(results, identity, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hnet_keras.fileio import replacing
+    from hnet_keras.plots import save_figure
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for name, result in results.items():
@@ -129,8 +129,7 @@ def plot(results, identity, path):
     axes[0].set_title("error against wall-clock time")
     axes[1].set_title("error against pairs seen")
     figure.tight_layout()
-    with replacing(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
+    save_figure(figure, path)
     plt.close(figure)
 
 

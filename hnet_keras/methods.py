@@ -141,7 +141,7 @@ class RefinedNetworkMethod(NetworkMethod):
     def homography(self, image_a, image_b):
         from .predict import estimate_homography  # Keras, only when a network runs
 
-        return estimate_homography(self.model, image_a, image_b, rho=self.rho, settings=None)
+        return estimate_homography(self.model, image_a, image_b, rho=self.rho)
 
     def refine(self, patch_a, patch_b, offsets):
         """``(offsets, failed)``: the network's ``offsets`` refined, or kept (and counted) on a fallback."""
