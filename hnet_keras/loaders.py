@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .archive import archive_length, list_archives, read_archive, require_pairs
+from .archive import ArchiveError, archive_length, list_archives, read_archive, require_pairs
 from .augment import augment_pairs
 from .synthesis import (
     TRAIN_PROTOCOL,

@@ -21,7 +21,7 @@ from hnet_keras.iterative import (
     sample_bilinear,
 )
 from hnet_keras.losses import MACE, sequence_l1
-from hnet_keras.models import build_model, outputs_to_offsets
+from hnet_keras.models import outputs_to_offsets
 
 REPO = Path(__file__).resolve().parents[1]
 SQUARE = np.float32([[0, 0], [1, 0], [1, 1], [0, 1]])

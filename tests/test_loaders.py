@@ -87,3 +87,10 @@ def test_synthesize_pairs_is_deterministic():
     assert first[0].shape == (6, 64, 64, 2) and first[1].dtype == np.int64
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_a_limit_that_leaves_no_pairs_is_refused_naming_it(archives):
+    from hnet_keras.archive import ArchiveError
+
+    with pytest.raises(ArchiveError, match="limit 0 leaves no pairs"):
+        ArchiveDataset(archives, batch_size=4, rho=32, limit=0)
