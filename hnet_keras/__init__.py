@@ -54,6 +54,8 @@ _EXPORTS = {
     "TrainResult": "training",
     "predict_offsets": "predict",
     "estimate_homography": "predict",
+    "held_out_error": "predict",
+    "HeldOutError": "predict",
     "refine_homography": "refine",
     "align_images": "refine",
     "Augmentation": "augment",

@@ -27,6 +27,7 @@ COMMANDS = {
     "make-dataset": "hnet_keras.generate",
     "download-coco": "hnet_keras.coco",
     "train": "hnet_keras.training",
+    "experiment": "hnet_keras.experiments",
     "evaluate": "hnet_keras.evaluation",
     "evaluate-pairs": "hnet_keras.real_pairs",
     "demo": "hnet_keras.demo",

@@ -14,6 +14,8 @@ safe mode and run under any Keras backend.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import keras
 from keras import layers
@@ -29,6 +31,8 @@ __all__ = [
     "offsets_to_bins",
     "decode_bins",
     "corner_confidence",
+    "unreachable_bins",
+    "WeightsUnavailable",
 ]
 
 MODEL_KINDS = ("regression", "classification", "mobilenet", "iterative")
@@ -54,11 +58,15 @@ def build_model(kind="regression", **options):
             * ``dropout`` (True): the paper's dropout 0.5 before both FC layers;
               ``False`` removes the layers (ablation). A float sets the rate.
             * ``batchnorm`` (True): ``False`` removes the BatchNorm layers (ablation).
+            * ``standardize`` (False): first bring each patch to zero mean and unit
+              variance (a parameter-free layer); small models leave the identity's
+              error several times sooner.
             * ``bins`` (21): classification only.
 
-            for ``mobilenet``: ``input_size`` (128, at least 32), ``width`` (1.0, the
-            MobileNetV2 ``alpha``), ``dense_units`` (512), ``dropout`` (True),
-            ``weights`` (``None``; ``"imagenet"`` downloads the pre-trained weights).
+            for ``mobilenet``: ``input_size`` (128, a multiple of 16, at least 32), ``width``
+            (1.0, the MobileNetV2 ``alpha``), ``dense_units`` (512), ``dropout`` (True),
+            ``weights`` (``None``; ``"imagenet"`` downloads the pre-trained weights, or
+            raises :class:`WeightsUnavailable`).
 
             for ``iterative`` (:func:`hnet_keras.iterative.build_iterative`): ``input_size``
             (64), ``rho`` (16, its output unit, saved in the model), ``iterations`` (6),
@@ -74,28 +82,33 @@ def build_model(kind="regression", **options):
     return builders[kind](kind=kind, **options)
 
 
-def model_options(kind, input_size=128, width=1.0, dropout=True, batchnorm=True, bins=21, rho=32, refinements=6, **_):
+def model_options(kind, input_size=128, width=1.0, dropout=True, batchnorm=True, bins=21, rho=32, refinements=6,
+                  weights=None, standardize=False, **_):
     """The :func:`build_model` options of a recipe (a :class:`hnet_keras.training.Preset`'s fields)."""
     if kind == "iterative":
         return {"input_size": input_size, "rho": rho, "iterations": refinements}
     options = {"input_size": input_size, "width": width, "dropout": dropout}
+    if kind == "mobilenet" and weights is not None:
+        options["weights"] = weights
     if kind != "mobilenet":
         options["batchnorm"] = batchnorm
+        if standardize:
+            options["standardize"] = True
     if kind == "classification":
         options["bins"] = bins
     return options
 
 
-def outputs_to_offsets(outputs, rho):
+def outputs_to_offsets(outputs, rho, decode="expectation"):
     """A model's outputs as (B, 8) pixel offsets (in pixels of its input).
 
     (B, 8) regression outputs are ``offsets / rho``; (B, 8, bins) classification
-    outputs are decoded by their expectation; (B, K, 8) outputs of K refinement steps
-    give the last one.
+    outputs are decoded by ``decode`` (:func:`decode_bins`); (B, K, 8) outputs of K
+    refinement steps give the last one.
     """
     outputs = np.asarray(outputs, np.float64)
     if outputs.ndim == 3 and outputs.shape[1] == 8 and outputs.shape[2] != 8:
-        return decode_bins(outputs, rho)
+        return decode_bins(outputs, rho, decode)
     return (outputs[:, -1] if outputs.ndim == 3 else outputs) * rho
 
 
@@ -114,7 +127,8 @@ def _scaled(units, width):
     return max(1, int(round(units * width)))
 
 
-def _build_paper(kind, input_size=128, width=1.0, dense_units=None, dropout=True, batchnorm=True, bins=21):
+def _build_paper(kind, input_size=128, width=1.0, dense_units=None, dropout=True, batchnorm=True, bins=21,
+                 standardize=False):
     """The paper's VGG-like trunk and its regression or classification head."""
     if input_size < 8 or input_size % 8:
         raise ValueError(f"input_size must be a positive multiple of 8 (three 2x2 pools), got {input_size}")
@@ -127,6 +141,10 @@ def _build_paper(kind, input_size=128, width=1.0, dense_units=None, dropout=True
 
     model = keras.Sequential(name=f"hnet_{kind}")
     model.add(keras.Input(shape=(input_size, input_size, 2), name="pair"))
+    if standardize:
+        # Each patch to zero mean and unit variance, so dark or flat patches give the
+        # first layer signals of the same size as bright, textured ones.
+        model.add(layers.LayerNormalization(axis=(1, 2), center=False, scale=False, name="standardize"))
     for index, filters in enumerate(_PAPER_FILTERS, start=1):
         model.add(layers.Conv2D(_scaled(filters, width), 3, padding="same", name=f"conv{index}"))
         if batchnorm:
@@ -164,25 +182,58 @@ def _select_channel(pair, channel, name):
     return rgb
 
 
+MOBILENET_CUT = "block_6_expand_relu"
+"""The MobileNetV2 layer whose (stride 8) feature maps the transfer model compares."""
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pre-trained weights were asked for and could not be had (no network, no cached file)."""
+
+
+def _mobilenet_trunk(input_size, width, weights):
+    try:
+        with warnings.catch_warnings():
+            # The 224 px ImageNet weights serve any input size (the trunk is convolutional).
+            warnings.filterwarnings("ignore", message=".*will be loaded as the default")
+            backbone = keras.applications.MobileNetV2(
+                input_shape=(input_size, input_size, 3), alpha=width, include_top=False, weights=weights
+            )
+    except Exception as error:  # keras.utils.get_file raises a bare Exception when offline
+        if weights is None:
+            raise
+        raise WeightsUnavailable(
+            f"MobileNetV2 {weights} weights (alpha {width}) could not be downloaded ({error}); fetch that "
+            f"file into ~/.keras/models/ where there is network access, or train from scratch (weights=None)"
+        ) from error
+    return keras.Model(backbone.input, backbone.get_layer(MOBILENET_CUT).output, name="mobilenet_trunk")
+
+
 def _build_mobilenet(kind, input_size=128, width=1.0, dense_units=512, dropout=True, weights=None):
-    """Twin MobileNetV2 (shared weights) on patch A and patch B, features concatenated."""
-    if input_size < 32:
-        raise ValueError(f"MobileNetV2 needs input_size >= 32, got {input_size}")
+    """Twin MobileNetV2 trunk (shared weights) on patch A and patch B, compared as maps.
+
+    The two stride-8 feature maps are stacked and a small conv head regresses the
+    offsets. Pooling each patch to one feature vector first (the UBA report's twin
+    design) throws away where things are, which is what a homography is about: that
+    model stayed at the identity's error.
+    """
+    if input_size < 32 or input_size % 16:
+        raise ValueError(f"MobileNetV2 needs input_size a multiple of 16, at least 32, got {input_size}")
     rate = _dropout_rate(dropout)
     pair = keras.Input(shape=(input_size, input_size, 2), name="pair")
     rgb_a, rgb_b = _select_channel(pair, 0, "patch_a_rgb"), _select_channel(pair, 1, "patch_b_rgb")
     # The pair is already in [-1, 1], the range MobileNetV2 was trained on.
-    backbone = keras.applications.MobileNetV2(
-        input_shape=(input_size, input_size, 3),
-        alpha=width,
-        include_top=False,
-        weights=weights,
-        pooling="avg",
-    )
-    features = layers.Concatenate(name="features")([backbone(rgb_a), backbone(rgb_b)])
+    trunk = _mobilenet_trunk(input_size, width, weights)
+    x = layers.Concatenate(name="feature_maps")([trunk(rgb_a), trunk(rgb_b)])
+    for index in (1, 2):
+        x = layers.Conv2D(128, 3, padding="same", use_bias=False, name=f"head_conv{index}")(x)
+        x = layers.BatchNormalization(name=f"head_bn{index}")(x)
+        x = layers.ReLU(name=f"head_relu{index}")(x)
+        if index == 1:
+            x = layers.MaxPooling2D(2, name="head_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
     if rate:
-        features = layers.Dropout(rate, name="dropout_fc1")(features)
-    hidden = layers.Dense(dense_units, activation="relu", name="fc1")(features)
+        x = layers.Dropout(rate, name="dropout_fc1")(x)
+    hidden = layers.Dense(dense_units, activation="relu", name="fc1")(x)
     if rate:
         hidden = layers.Dropout(rate, name="dropout_out")(hidden)
     offsets = layers.Dense(8, name="offsets", dtype="float32")(hidden)
@@ -211,6 +262,19 @@ def offsets_to_bins(offsets, rho, bins=21, one_hot=True):
     if not one_hot:
         return indices
     return np.eye(bins, dtype=np.float32)[indices]
+
+
+def unreachable_bins(rho, bins=21, scale=1.0):
+    """Bins that no training target falls in, when offsets are whole pixels.
+
+    Archives and synthesis draw integer offsets in ``[-R, R]`` (``R = rho / scale``)
+    which become targets ``offsets * scale``: with bins narrower than a target step,
+    some bins are never a target (rho 8 with 21 bins leaves 4 of them), so the model
+    learns to never predict them. Returns their indices.
+    """
+    reach = int(round(rho / scale))
+    targets = offsets_to_bins(np.arange(-reach, reach + 1) * scale, rho, bins, one_hot=False)
+    return sorted(set(range(bins)) - set(targets.tolist()))
 
 
 def decode_bins(probabilities, rho, method="expectation"):

@@ -10,6 +10,7 @@ predicted one in red (dashed).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -28,6 +29,7 @@ __all__ = [
     "plot_training_curves",
     "plot_corner_confidences",
     "plot_robustness",
+    "plot_experiment",
     "save_figure",
     "save_evaluation_figures",
 ]
@@ -279,6 +281,44 @@ def plot_training_curves(history, figsize=None):
             ax.set_yscale("log")
         ax.set_title(base)
         ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return figure
+
+
+def _experiment(source):
+    """An experiment's fields from an :class:`~hnet_keras.experiments.ExperimentResult` or its JSON file."""
+    if isinstance(source, (str, Path)):
+        with open(source, encoding="utf-8") as file:
+            return json.load(file)
+    return {"runs": source.runs, "budget": source.budget, "experiment": source.experiment,
+            "hardware": source.hardware}
+
+
+def plot_experiment(*sources, figsize=None):
+    """Held-out MACE against training steps, one line a run, one axes an experiment result.
+
+    Each run's identity error (zero offsets, on the same pairs) is a dashed line of its
+    colour: a run below it has learnt something. Errors are in px of a 128 px patch.
+
+    Args:
+        sources: :class:`~hnet_keras.experiments.ExperimentResult` objects or their JSON
+            files (e.g. a notebook's live run and the committed full-length run).
+    """
+    experiments = [_experiment(source) for source in sources]
+    figure = Figure(figsize=figsize or (5.2 * len(experiments), 3.8), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(experiments)))
+    for ax, experiment in zip(axes, experiments):
+        for index, (name, run) in enumerate(experiment["runs"].items()):
+            color = f"C{index % 10}"
+            ax.plot(run["steps"], run["mace"], marker="o", markersize=3, color=color, label=name)
+            ax.axhline(run["identity"], color=color, linestyle="--", linewidth=1, alpha=0.7)
+        ax.plot([], [], "k--", linewidth=1, label="identity (zero offsets)")
+        minutes = max(run["seconds"] for run in experiment["runs"].values()) / 60
+        ax.set_title(f"{experiment['budget']} run: {minutes:.1f} min a run", fontsize="medium")
+        ax.set_xlabel("training steps")
+        ax.set_ylabel("held-out MACE (px at 128 px)")
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     return figure

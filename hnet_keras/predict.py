@@ -12,17 +12,30 @@ trained with is always an argument: :func:`hnet_keras.checkpoint.load_checkpoint
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .checkpoint import check_rho
-from .geometry import offsets_to_homography
+from .geometry import mean_corner_error, offsets_to_homography
+from .images import embedded_photo_paths
 from .models import outputs_to_offsets
 from .refine import MIN_TEXTURE, align_images, image_texture
-from .synthesis import TRAIN_PROTOCOL, normalize_images, resize_image, resize_pairs
+from .synthesis import TRAIN_PROTOCOL, load_prepared_images, normalize_images, resize_image, resize_pairs, sample_pairs
 
-__all__ = ["model_input_size", "predict_offsets", "coarse_homography", "estimate_homography", "LowTextureWarning"]
+__all__ = [
+    "model_input_size",
+    "predict_offsets",
+    "HeldOutError",
+    "held_out_error",
+    "coarse_homography",
+    "estimate_homography",
+    "LowTextureWarning",
+]
+
+REPORT_PATCH = TRAIN_PROTOCOL.patch_size
+"""Every MACE a notebook reports is in pixels of a patch of this side (128, the paper's)."""
 
 COARSE_PATCH = TRAIN_PROTOCOL.patch_size
 """Side of the central patch the network sees of two whole images (its training patches' side)."""
@@ -43,13 +56,14 @@ def model_input_size(model):
     return int(shape[1])
 
 
-def _predict_model_pixels(model, pairs, rho, batch_size):
+def _predict_model_pixels(model, pairs, rho, batch_size, decode="expectation"):
     """Offsets in pixels of the model's input for (N, S, S, 2) uint8 pairs."""
     rho = check_rho(rho, "rho")
-    return outputs_to_offsets(model.predict(normalize_images(pairs), batch_size=batch_size, verbose=0), rho)
+    outputs = model.predict(normalize_images(pairs), batch_size=batch_size, verbose=0)
+    return outputs_to_offsets(outputs, rho, decode)
 
 
-def predict_offsets(model, pairs, rho, batch_size=64):
+def predict_offsets(model, pairs, rho, batch_size=64, decode="expectation"):
     """Corner offsets of stacked pairs, in pixels of the pairs' own size.
 
     Args:
@@ -58,6 +72,8 @@ def predict_offsets(model, pairs, rho, batch_size=64):
             Pairs whose P differs from the model's input are resized to it.
         rho: the ``rho`` the model was trained with (its targets were ``offsets / rho``).
         batch_size: pairs per forward pass.
+        decode: how a classification model's bins become offsets, ``"expectation"``
+            or ``"argmax"`` (:func:`hnet_keras.models.decode_bins`).
 
     Returns:
         (N, 8) float64 offsets, scaled by ``P / S``.
@@ -68,7 +84,66 @@ def predict_offsets(model, pairs, rho, batch_size=64):
     size = model_input_size(model)
     patch = pairs.shape[1]
     pairs = resize_pairs(pairs, size)
-    return _predict_model_pixels(model, pairs, rho, batch_size) * (patch / size)
+    return _predict_model_pixels(model, pairs, rho, batch_size, decode) * (patch / size)
+
+
+@dataclass(frozen=True)
+class HeldOutError:
+    """A model's MACE and the identity's (zero offsets) on the same held-out pairs.
+
+    Both are in pixels of a :data:`REPORT_PATCH` (128 px) patch, whatever the
+    patches the model was trained and run on, so that results of models of any input
+    size compare: an error of 1 px on 32 px patches is reported as 4 px.
+    """
+
+    network: float
+    identity: float
+    pairs: int
+    photos: int
+    patch_size: int
+    input_size: int
+
+    @property
+    def ratio(self):
+        """``network / identity``: 1 is a model that learnt nothing, lower is better."""
+        return self.network / self.identity
+
+    def __str__(self):
+        return (
+            f"held-out MACE {self.network:.1f} px, identity {self.identity:.1f} px "
+            f"(x{self.ratio:.2f}), in px of a {REPORT_PATCH} px patch; model input {self.input_size} px, "
+            f"{self.pairs} pairs from {self.photos} photos"
+        )
+
+
+def held_out_error(model, preset, images=None, count=256, seed=1, decode="expectation"):
+    """Score a trained model against the identity on pairs from photos it never saw.
+
+    Args:
+        model: the trained model.
+        preset: its :class:`~hnet_keras.training.Preset` (or anything with ``synthesis``,
+            ``rho`` and ``input_size``): the pairs are synthesized as its training pairs.
+        images: held-out images (paths or a folder); default the embedded photos'
+            ``"test"`` split, which training never reads.
+        count: pairs; ``seed``: their seed.
+        decode: a classification model's decoding (:func:`predict_offsets`).
+
+    Returns:
+        A :class:`HeldOutError`, in pixels of a 128 px patch.
+    """
+    config = preset.synthesis
+    prepared, _ = load_prepared_images(embedded_photo_paths("test") if images is None else images, config)
+    pairs, offsets = sample_pairs(prepared, np.arange(count) % len(prepared), np.random.default_rng(seed), config)
+    predicted = predict_offsets(model, pairs, rho=preset.rho, decode=decode)
+    scale = REPORT_PATCH / config.patch_size
+    return HeldOutError(
+        network=float(mean_corner_error(offsets, predicted) * scale),
+        identity=float(mean_corner_error(offsets, np.zeros_like(offsets)) * scale),
+        pairs=int(count),
+        photos=len(prepared),
+        patch_size=config.patch_size,
+        input_size=int(preset.input_size),
+    )
 
 
 def _to_gray(image, name):

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from tqdm import tqdm
+from tqdm.keras import TqdmCallback
 
 from .arguments import positive_float, positive_int
 from .augment import DEFAULT_AUGMENTATION
@@ -44,7 +46,7 @@ from .history import history_csv
 from .images import embedded_photo_paths, list_images, require_split_parts, split_images
 from .loaders import ArchiveDataset, OnTheFlyDataset
 from .losses import MACE, euclidean_l2, sequence_l1
-from .models import MODEL_KINDS, build_model, model_options, offsets_to_bins
+from .models import MODEL_KINDS, build_model, model_options, offsets_to_bins, unreachable_bins
 from .synthesis import SynthesisConfig
 
 __all__ = [
@@ -93,6 +95,8 @@ class Preset:
         refinements: steps of the iterative model.
         augment: change each patch photometrically (:data:`hnet_keras.augment.DEFAULT_AUGMENTATION`).
         warmup_steps: ``adamw``'s warm-up.
+        weights: the MobileNetV2 trunk's initial weights (``"imagenet"`` downloads them).
+        standardize: the paper model standardizes each patch first (see :func:`~hnet_keras.models.build_model`).
     """
 
     name: str
@@ -117,6 +121,8 @@ class Preset:
     refinements: int = 6
     augment: bool = False
     warmup_steps: int = 0
+    weights: str | None = None
+    standardize: bool = False
 
     def __post_init__(self):
         if self.kind not in MODEL_KINDS:
@@ -128,6 +134,13 @@ class Preset:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         object.__setattr__(self, "image_size", tuple(self.image_size))
         _ = self.synthesis  # validates the sizes early, naming them
+        if self.kind == "classification":
+            never = unreachable_bins(self.rho, self.bins, self.input_size / (self.patch_size or self.input_size))
+            if never:
+                raise ValueError(
+                    f"bins={self.bins} with rho={self.rho}: {len(never)} bins are narrower than a pixel "
+                    f"and never a target; use at most {2 * self.synthesis.rho + 1} bins"
+                )
 
     @property
     def synthesis(self):
@@ -146,8 +159,11 @@ class Preset:
         return model_options(**dataclasses.asdict(self))
 
     def description(self):
-        """The checkpoint description of the recipe's model (see :mod:`hnet_keras.checkpoint`)."""
-        return describe_model(self.kind, self.model_options(), self.rho)
+        """The checkpoint description of the recipe's model (see :mod:`hnet_keras.checkpoint`).
+
+        Initial weights are left out: a checkpoint holds its own."""
+        options = {key: value for key, value in self.model_options().items() if key != "weights"}
+        return describe_model(self.kind, options, self.rho)
 
 
 PRESETS = {
@@ -171,7 +187,7 @@ PRESETS = {
     # trains past the identity baseline in about a minute.
     "tiny": Preset(name="tiny", image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False,
                    iterations=1000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
-                   lr_drop_every=None, validation_batches=4),
+                   lr_drop_every=None, validation_batches=4, bins=17),
     # The iterative correlation model (hnet_keras.iterative) on 128 px pairs resized to
     # 64, augmented, with the recipe of its family (AdamW, warm-up, cosine, batch 32).
     # checkpoints/hnet_iterative/reproduce.py is this recipe with its run's own loop.
@@ -181,7 +197,7 @@ PRESETS = {
     # A wiring check: trains a tiny model end to end in a few seconds.
     "smoke": Preset(name="smoke", image_size=(64, 48), input_size=32, rho=8, width=0.125, batch_size=16,
                     iterations=40, steps_per_epoch=10, optimizer="adam", learning_rate=0.002,
-                    lr_drop_every=20, validation_batches=2),
+                    lr_drop_every=20, validation_batches=2, bins=17),
 }
 
 
@@ -420,6 +436,11 @@ def _read_resume_point(folder, preset):
     return state, history
 
 
+def _progress_bar():
+    """tqdm's Keras callback: one bar over the epochs, one over each epoch's steps."""
+    return TqdmCallback(verbose=1, tqdm_class=tqdm, ncols=100, mininterval=1.0)
+
+
 def train(
     preset="smoke",
     *,
@@ -433,6 +454,7 @@ def train(
     mixed_precision=False,
     callbacks=(),
     verbose="auto",
+    progress=False,
     **overrides,
 ):
     """Train a HomographyNet, checkpointing every epoch; resume a killed run.
@@ -452,8 +474,11 @@ def train(
         resume: continue the run from its ``last.keras`` if there is one; ``False``
             starts over (overwriting the run's files).
         mixed_precision: ``True`` for ``"mixed_float16"``, or a Keras dtype policy name.
-        callbacks: more Keras callbacks.
+        callbacks: more Keras callbacks, run before the checkpoint's, so the values they
+            add to an epoch's logs are saved in the history.
         verbose: passed to ``model.fit``.
+        progress: show a tqdm bar of the steps and the running loss and MACE (use it
+            with ``verbose=0``; notebooks do).
         **overrides: :class:`Preset` fields to replace (``iterations=...``, ``width=...``).
 
     Returns:
@@ -524,7 +549,8 @@ def train(
             # shuffle of the batch order would draw from Python's global RNG,
             # which a resumed run cannot replay.
             shuffle=False,
-            callbacks=[checkpoint, *callbacks],
+            # Callbacks run in order: what the given ones add to the logs is saved.
+            callbacks=[*callbacks, checkpoint, *([_progress_bar()] if progress else [])],
             verbose=verbose,
         )
     best = None if math.isinf(checkpoint.best) else checkpoint.best

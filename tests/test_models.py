@@ -7,7 +7,15 @@ import pytest
 
 from hnet_keras.geometry import offsets_to_homography, patch_corners, warp_points
 from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.models import bin_centres, build_model, corner_confidence, decode_bins, offsets_to_bins
+from hnet_keras.models import (
+    WeightsUnavailable,
+    bin_centres,
+    build_model,
+    corner_confidence,
+    decode_bins,
+    offsets_to_bins,
+    unreachable_bins,
+)
 from hnet_keras.predict import estimate_homography, predict_offsets
 
 PAPER_PARAMETERS = 34_195_336
@@ -108,6 +116,14 @@ def test_bins_quantize_to_the_nearest_centre_and_clip():
     assert indices.tolist() == [[10, 10, 11, 9, 20, 0, 20, 0]]
 
 
+def test_unreachable_bins_are_those_no_whole_pixel_offset_lands_in():
+    # rho 8, 21 bins 0.8 px apart: offsets -8..8 never land in bins 3, 7, 13, 17.
+    assert unreachable_bins(8, 21) == [3, 7, 13, 17]
+    hit = set(offsets_to_bins(np.arange(-8, 9), 8, 21, one_hot=False).tolist())
+    assert hit.isdisjoint(unreachable_bins(8, 21)) and len(hit) == 17
+    assert unreachable_bins(8, 17) == [] and unreachable_bins(32, 21) == []
+
+
 def test_decode_bins_expectation_and_argmax_differ_on_soft_distributions():
     probabilities = np.zeros((1, 8, 21))
     probabilities[..., 10], probabilities[..., 11] = 0.75, 0.25
@@ -137,12 +153,22 @@ def test_mobilenet_twin_builds_and_predicts(tmp_path):
         rgb = keras.ops.convert_to_numpy(model.get_layer(name)(x))
         np.testing.assert_array_equal(rgb, np.repeat(x[..., channel : channel + 1], 3, axis=-1))
         assert not model.get_layer(name).trainable
-    # One backbone, shared by both patches.
+    # One trunk, shared by both patches, whose feature maps (stride 8) are compared.
     backbones = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     assert len(backbones) == 1
+    assert model.get_layer("feature_maps").output.shape[1:3] == (4, 4)
     model.save(tmp_path / "twin.keras")
     restored = keras.saving.load_model(tmp_path / "twin.keras", safe_mode=True)
     np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_mobilenet_imagenet_weights_offline_is_a_clear_error(monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- [Errno -2]")
+
+    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", offline)
+    with pytest.raises(WeightsUnavailable, match="MobileNetV2 imagenet weights .* could not be downloaded .*weights=None"):
+        build_model("mobilenet", input_size=32, width=0.35, weights="imagenet")
 
 
 # Prediction API, with small models whose output is known.

@@ -149,15 +149,25 @@ def test_training_from_archives_and_classification(tmp_path):
                      progress=False)
     result = train("smoke", kind="classification", checkpoint_dir=tmp_path / "runs", data=tmp_path / "train",
                    validation_data=tmp_path / "val", iterations=8, verbose=0)
-    assert result.model.output_shape == (None, 8, 21)
+    # rho 8: 17 bins, one a whole-pixel offset (21 would leave 4 never a target).
+    assert result.model.output_shape == (None, 8, 17)
     # 13 photos x 4 pairs, batch 16: an epoch is one pass over the archives, 4 steps.
     assert [row["iterations"] for row in result.history] == [4, 8]
     assert np.isfinite(result.history[-1]["val_mace"])
     restored = keras.saving.load_model(result.directory / "best.keras", safe_mode=True)
-    assert restored.output_shape == (None, 8, 21)
+    assert restored.output_shape == (None, 8, 17)
 
     with pytest.raises(ValueError, match="do not fit the model"):
         train("smoke", input_size=16, rho=4, checkpoint_dir=tmp_path / "runs", run="bad", data=tmp_path / "train")
+
+
+def test_classification_refuses_bins_no_target_reaches():
+    with pytest.raises(ValueError, match="bins=21 with rho=8: 4 bins .* at most 17 bins"):
+        get_preset("smoke", kind="classification", bins=21)
+    # Targets of 128 px pairs resized to 64 are half-pixels: rho 16 there reaches 33 bins.
+    assert get_preset("smoke", kind="classification", input_size=64, patch_size=128, rho=16, bins=33).bins == 33
+    with pytest.raises(ValueError, match="at most 65 bins"):
+        get_preset("smoke", kind="classification", input_size=64, patch_size=128, rho=16, bins=66)
 
 
 def test_mixed_precision_is_scoped_to_the_run(tmp_path):

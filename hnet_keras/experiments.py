@@ -1,0 +1,313 @@
+"""Experiments: named sets of training runs, each scored against the identity on held-out pairs.
+
+One definition serves three budgets (:data:`BUDGETS`):
+
+* ``"live"``: what a notebook trains while a student watches, about two minutes on a
+  laptop CPU, on the photos embedded in scikit-image;
+* ``"full"``: the same runs, longer, on a folder of photos; ``experiments/*.py`` run it and
+  commit its JSON and figure, which the notebooks plot beside their live run;
+* ``"paper"``: the paper's recipe (SGD, 90,000 iterations of 64 pairs, 128 px patches,
+  rho 32) on MS-COCO archives (``download-coco`` then ``make-dataset``), checkpointed every
+  epoch and resumed when run again; then scored on the paper's test protocol. A GPU's work.
+
+Every run's held-out MACE is measured during training (a callback, saved in the run's
+history, so a resumed run keeps its curve) on pairs synthesized from photos training
+never reads, and reported in pixels of a 128 px patch (:class:`hnet_keras.predict.HeldOutError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from .arguments import output_file, positive_int
+from .evaluation import evaluate, load_test_set
+from .fileio import atomic_write_json
+from .images import list_images, require_split_parts, split_images
+from .plots import plot_experiment, save_figure
+from .predict import REPORT_PATCH, held_out_error
+from .training import get_preset, train
+
+__all__ = [
+    "BUDGETS",
+    "EXPERIMENTS",
+    "Run",
+    "ExperimentResult",
+    "experiment_runs",
+    "run_experiment",
+    "hardware",
+    "register_commands",
+]
+
+BUDGETS = ("live", "full", "paper")
+
+EXPERIMENTS = ("regression", "classification", "rho", "ablation", "transfer", "iterative")
+"""The experiments of notebooks 03, 05, 06, 07, 08 and 11, in that order."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of an experiment: a label and its recipe (a :class:`~hnet_keras.training.Preset`)."""
+
+    name: str
+    preset: object
+
+
+# The live recipe: 32 px patches of photos scaled to 96x72 (a quarter of the paper's
+# 128 px and 320x240), AdamW with a short warm-up and cosine decay.
+_LIVE = dict(image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False, batch_size=64,
+             optimizer="adamw", learning_rate=2e-3, warmup_steps=100, lr_drop_every=None)
+# What a paper run keeps of an experiment's changes: the model and rho, not the CPU sizes.
+_PAPER_FIELDS = ("kind", "dropout", "batchnorm", "weights", "bins", "rho", "image_size")
+
+
+def _recipe(budget, live_steps, full_steps, **fields):
+    """The preset of one run at a budget; ``fields`` change the model (kind, dropout, rho...).
+
+    ``paper`` is the "paper" preset (SGD, momentum 0.9, lr 0.005 divided by 10 every
+    30,000 iterations, 90,000 iterations of 64 pairs, 128 px patches, rho 32, 21 bins).
+    """
+    if budget == "paper":
+        fields = {key: value for key, value in fields.items() if key in _PAPER_FIELDS}
+        if fields.get("kind") == "classification":
+            fields["bins"] = 21
+        return get_preset("paper", **fields)
+    steps = live_steps if budget == "live" else full_steps
+    return get_preset("tiny", **{**_LIVE, "iterations": steps, "steps_per_epoch": max(1, steps // 8), **fields})
+
+
+def _rho_fields(rho_at_128, budget):
+    """rho given at 128 px, scaled to the run's patch; the image is grown to keep the margins."""
+    if budget == "paper":
+        return {"rho": rho_at_128}
+    rho = int(round(rho_at_128 * _LIVE["input_size"] / REPORT_PATCH))
+    side = max(_LIVE["image_size"][1], _LIVE["input_size"] + 2 * rho)
+    return {"rho": rho, "image_size": (side * 4 // 3, side)}
+
+
+def experiment_runs(experiment, budget="live", steps=None):
+    """The runs of an experiment at a budget, as a list of :class:`Run`.
+
+    Args:
+        experiment: one of :data:`EXPERIMENTS`.
+        budget: one of :data:`BUDGETS`.
+        steps: training steps of every run instead of the budget's.
+    """
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+    def recipe(live, full, **fields):
+        preset = _recipe(budget, live, full, **fields)
+        if steps is None:
+            return preset
+        return get_preset(preset, iterations=steps, steps_per_epoch=max(1, min(preset.steps_per_epoch, steps // 8)))
+
+    if experiment == "regression":
+        return [Run("regression", recipe(1200, 12_000))]
+    if experiment == "classification":
+        return [Run("classification", recipe(1200, 12_000, kind="classification", bins=17))]
+    if experiment == "rho":
+        return [Run(f"rho {rho}", recipe(800, 8000, **_rho_fields(rho, budget))) for rho in (20, 32, 40)]
+    if experiment == "ablation":
+        return [
+            Run(f"dropout {'on' if dropout else 'off'}, batchnorm {'on' if batchnorm else 'off'}",
+                recipe(600, 6000, dropout=dropout, batchnorm=batchnorm))
+            for dropout in (True, False) for batchnorm in (True, False)
+        ]
+    if experiment == "transfer":
+        return [
+            Run("MobileNetV2, ImageNet weights", recipe(600, 6000, kind="mobilenet", width=0.35, weights="imagenet")),
+            Run("MobileNetV2, from scratch", recipe(600, 6000, kind="mobilenet", width=0.35)),
+            Run("paper trunk, from scratch", recipe(600, 6000)),
+        ]
+    if budget == "paper":
+        return [Run("iterative", get_preset("iterative", **({} if steps is None else {"iterations": steps})))]
+    return [Run("iterative", recipe(600, 6000, kind="iterative", batch_size=32, refinements=4))]
+
+
+def hardware():
+    """What a run ran on, in words: the processor, its cores, the Keras backend and any GPU."""
+    backend = keras.config.backend()
+    gpus = []
+    if backend == "tensorflow":
+        import tensorflow as tf  # the backend Keras already loaded
+
+        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    elif backend == "jax":
+        import jax  # the backend Keras already loaded
+
+        gpus = [str(d) for d in jax.devices() if d.platform == "gpu"]
+    processor = platform.processor() or platform.machine()
+    where = f"{', '.join(gpus)} GPU" if gpus else "CPU only"
+    return f"{processor}, {os.cpu_count()} cores, {where}, Keras {keras.__version__} on {backend}"
+
+
+class HeldOutCurve(keras.callbacks.Callback):
+    """Adds the held-out MACE (px at 128) and the epoch's seconds to the logs of every epoch.
+
+    It runs before the run's checkpoint callback, so both land in the run's saved history.
+    """
+
+    def __init__(self, preset, images, pairs, seed):
+        super().__init__()
+        self.preset, self.images, self.pairs, self.seed = preset, images, pairs, seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        seconds = time.perf_counter() - self.started
+        error = held_out_error(self.model, self.preset, self.images, count=self.pairs, seed=self.seed)
+        logs.update(held_out_mace=error.network, identity_mace=error.identity, seconds=seconds)
+
+
+@dataclass
+class ExperimentResult:
+    """Per run: its held-out curve and final error, and how long it took, on what.
+
+    ``runs`` maps a run's name to a dict with ``steps``, ``mace`` (held-out MACE, px at
+    128, after each evaluation), ``identity``, ``final``, ``ratio`` (final / identity),
+    ``seconds`` (training time) and ``input_size``. Saved and read as JSON.
+    """
+
+    experiment: str
+    budget: str
+    runs: dict = field(default_factory=dict)
+    pairs: int = 0
+    photos: int = 0
+    hardware: str = ""
+    source: str = ""
+
+    def summary(self):
+        """One line a run: final held-out MACE against the identity's, and the time."""
+        lines = []
+        for name, run in self.runs.items():
+            lines.append(
+                f"{name}: held-out MACE {run['final']:.1f} px, identity {run['identity']:.1f} px "
+                f"(x{run['ratio']:.2f}) after {run['steps'][-1]:,} steps, {run['seconds'] / 60:.1f} min"
+            )
+        return "\n".join(lines)
+
+    def describe(self):
+        """Where the numbers come from: pairs, photos, scale and hardware."""
+        sizes = sorted({run["input_size"] for run in self.runs.values()})
+        return (
+            f"{self.experiment} ({self.budget}): {self.pairs} held-out pairs from {self.photos} photos "
+            f"({self.source}); MACE in px of a {REPORT_PATCH} px patch, models run at "
+            f"{', '.join(map(str, sizes))} px; {self.hardware}"
+        )
+
+    def save(self, path):
+        return atomic_write_json(path, dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, path):
+        with open(path, encoding="utf-8") as file:
+            return cls(**json.load(file))
+
+
+def _images(images, budget):
+    """Training and held-out images: a folder's train and test splits, or the embedded photos'."""
+    if images is None:
+        return None, None, "embedded photos"
+    parts = split_images(list_images(images))
+    require_split_parts(images, parts, ("train", "test"))
+    return parts["train"], parts["test"], f"{images}, test split"
+
+
+def run_experiment(experiment, budget="live", *, folder, images=None, data=None, steps=None, pairs=256, seed=0,
+                   progress=True, resume=True, protocol_pairs=5000):
+    """Train every run of an experiment and score each on held-out pairs as it learns.
+
+    Args:
+        experiment: one of :data:`EXPERIMENTS`; ``budget``: one of :data:`BUDGETS`.
+        folder: where the runs' checkpoints go (a run folder each).
+        images: a folder of photos: training uses its ``train`` split, scoring its
+            ``test`` split (:func:`hnet_keras.images.split_images`); default the embedded photos.
+        data: a folder of archives to train on instead of on-the-fly pairs (the paper budget).
+        steps: training steps of every run instead of the budget's.
+        pairs: held-out pairs per evaluation; ``seed``: seeds training and those pairs.
+        protocol_pairs: with the ``paper`` budget, pairs of the paper's test protocol
+            (640x480 images of the held-out photos, 256 px patches, rho 64) each model is
+            finally scored on, with ``mace`` and ``identity`` of that protocol saved as
+            ``paper_protocol``.
+        progress: a progress bar per run.
+        resume: continue runs already in ``folder`` (``False`` starts them over).
+
+    Returns:
+        An :class:`ExperimentResult`.
+    """
+    train_images, test_images, source = _images(images, budget)
+    result = ExperimentResult(experiment, budget, pairs=pairs, hardware=hardware(), source=source)
+    for index, run in enumerate(experiment_runs(experiment, budget, steps)):
+        keras.utils.set_random_seed(seed)
+        curve = HeldOutCurve(run.preset, test_images, pairs, seed + 1)
+        trained = train(
+            run.preset, run=f"{experiment}_{index}", checkpoint_dir=folder, data=data, images=train_images,
+            validation_data=False, seed=seed, resume=resume, callbacks=[curve], verbose=0, progress=progress,
+        )
+        rows = [row for row in trained.history if "held_out_mace" in row]
+        final = held_out_error(trained.model, run.preset, test_images, count=pairs, seed=seed + 1)
+        result.photos = final.photos
+        result.runs[run.name] = {
+            "steps": [int(row["iterations"]) for row in rows],
+            "mace": [round(float(row["held_out_mace"]), 3) for row in rows],
+            "identity": round(final.identity, 3),
+            "final": round(final.network, 3),
+            "ratio": round(final.ratio, 3),
+            "seconds": round(float(sum(row["seconds"] for row in rows)), 1),
+            "input_size": final.input_size,
+        }
+        if budget == "paper":
+            test_set = load_test_set(images=test_images, protocol="paper", seed=seed + 2, count=protocol_pairs)
+            scores = evaluate(test_set, ["identity", "network"], model=trained.model, network_rho=run.preset.rho,
+                              progress=progress).summary()
+            result.runs[run.name]["paper_protocol"] = {name: round(s["mace"], 3) for name, s in scores.items()}
+    return result
+
+
+# The command line.
+
+
+def register_commands(subparsers):
+    """``experiment``."""
+    parser = subparsers.add_parser(
+        "experiment",
+        help="run a notebook's experiment (live, full-length or the paper's) and save its JSON and figure",
+        description="Train every run of an experiment, scoring each on held-out pairs as it learns; "
+        "writes OUTPUT.json and OUTPUT.png. Runs resume from their checkpoints.",
+    )
+    parser.add_argument("name", choices=EXPERIMENTS, help="the experiment (notebooks 03, 05, 06, 07, 08, 11)")
+    parser.add_argument("--budget", default="full", choices=BUDGETS, help="how long the runs train")
+    parser.add_argument("--images", default=None,
+                        help="folder of photos: trains on its train split, scores on its test split "
+                        "(default: the embedded photos)")
+    parser.add_argument("--data", default=None, help="folder of training archives (the paper budget: MS-COCO's)")
+    parser.add_argument("--checkpoints", default="runs/experiments", help="folder of the run folders")
+    parser.add_argument("--output", type=output_file, required=True, help="OUTPUT.json and OUTPUT.png are written")
+    parser.add_argument("--steps", type=positive_int, default=None, help="training steps of every run (default: the budget's)")
+    parser.add_argument("--pairs", type=positive_int, default=256, help="held-out pairs per evaluation")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--no-resume", action="store_true", help="start the runs over")
+    parser.set_defaults(func=_run_experiment)
+
+
+def _run_experiment(args):
+    result = run_experiment(args.name, args.budget, folder=Path(args.checkpoints) / args.budget, images=args.images,
+                            data=args.data, steps=args.steps, pairs=args.pairs, seed=args.seed, resume=not args.no_resume)
+    stem = Path(args.output).with_suffix("")
+    result.save(stem.with_suffix(".json"))
+    save_figure(plot_experiment(result), stem.with_suffix(".png"))
+    print(result.describe())
+    print(result.summary())
+    return 0

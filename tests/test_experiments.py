@@ -1,0 +1,106 @@
+"""Experiments: the notebooks' runs at every budget, the held-out score on the 128 px scale,
+the result file and figure, and the ``experiment`` command."""
+
+import json
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from hnet_keras.cli import main
+from hnet_keras.experiments import BUDGETS, EXPERIMENTS, ExperimentResult, experiment_runs, run_experiment
+from hnet_keras.geometry import mean_corner_error
+from hnet_keras.images import embedded_photo_paths
+from hnet_keras.models import unreachable_bins
+from hnet_keras.plots import plot_experiment
+from hnet_keras.predict import held_out_error
+from hnet_keras.synthesis import synthesize_pairs
+from hnet_keras.training import get_preset
+
+
+def zero_model(size):
+    """Predicts zero offsets: the identity."""
+    model = keras.Sequential([keras.Input((size, size, 2)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8)])
+    model.layers[-1].set_weights([np.zeros((2, 8), np.float32), np.zeros(8, np.float32)])
+    return model
+
+
+def test_held_out_error_is_reported_at_128_px():
+    preset = get_preset("tiny")  # 32 px patches
+    error = held_out_error(zero_model(32), preset, count=40, seed=3)
+    _, offsets = synthesize_pairs(40, embedded_photo_paths("test"), preset.synthesis, seed=3)
+    at_32 = mean_corner_error(offsets, np.zeros_like(offsets))
+    assert error.identity == pytest.approx(4 * at_32) and error.network == pytest.approx(error.identity)
+    assert error.ratio == pytest.approx(1.0)
+    assert (error.pairs, error.photos, error.patch_size, error.input_size) == (40, 4, 32, 32)
+    assert "in px of a 128 px patch; model input 32 px, 40 pairs from 4 photos" in str(error)
+
+
+def test_every_experiment_builds_at_every_budget():
+    for experiment in EXPERIMENTS:
+        for budget in BUDGETS:
+            runs = experiment_runs(experiment, budget)
+            assert runs and len({run.name for run in runs}) == len(runs)
+            for run in runs:
+                if run.preset.kind == "classification":
+                    scale = run.preset.input_size / (run.preset.patch_size or run.preset.input_size)
+                    assert unreachable_bins(run.preset.rho, run.preset.bins, scale) == []
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        experiment_runs("dropout")
+    with pytest.raises(ValueError, match="budget must be one of"):
+        experiment_runs("regression", "gpu")
+
+
+def test_paper_settings_are_the_papers_recipe():
+    for experiment in ("regression", "classification", "ablation", "transfer"):
+        for run in experiment_runs(experiment, "paper"):
+            preset = run.preset
+            assert (preset.input_size, preset.batch_size, preset.iterations) == (128, 64, 90_000)
+            assert (preset.optimizer, preset.learning_rate, preset.momentum) == ("sgd", 0.005, 0.9)
+            assert (preset.lr_drop_every, preset.lr_drop_factor, preset.image_size) == (30_000, 0.1, (320, 240))
+    assert experiment_runs("regression", "paper")[0].preset.rho == 32
+    assert experiment_runs("classification", "paper")[0].preset.bins == 21
+    assert [run.preset.rho for run in experiment_runs("rho", "paper")] == [20, 32, 40]
+    ablation = {run.name: (run.preset.dropout, run.preset.batchnorm) for run in experiment_runs("ablation", "paper")}
+    assert sorted(ablation.values()) == [(False, False), (False, True), (True, False), (True, True)]
+    assert experiment_runs("transfer", "paper")[0].preset.weights == "imagenet"
+    # The live runs are a quarter of the paper's scale: rho 20/32/40 at 128 px is 5/8/10 at 32.
+    assert [run.preset.rho for run in experiment_runs("rho", "live")] == [5, 8, 10]
+
+
+def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path):
+    result = run_experiment("regression", "live", folder=tmp_path / "runs", steps=16, pairs=8, progress=False)
+    run = result.runs["regression"]
+    assert run["steps"] == [2, 4, 6, 8, 10, 12, 14, 16] and len(run["mace"]) == 8
+    assert run["identity"] > 0 and run["final"] == pytest.approx(run["mace"][-1], abs=1e-3)
+    assert run["ratio"] == pytest.approx(run["final"] / run["identity"], abs=1e-3)
+    assert run["seconds"] > 0 and run["input_size"] == 32
+    assert (result.pairs, result.photos) == (8, 4)
+    assert "8 held-out pairs from 4 photos" in result.describe() and "CPU" in result.describe()
+    assert result.summary().startswith("regression: held-out MACE ")
+
+    path = result.save(tmp_path / "result.json")
+    assert ExperimentResult.load(path) == result
+    # Running it again finds the finished run: no training, the same curve.
+    again = run_experiment("regression", "live", folder=tmp_path / "runs", steps=16, pairs=8, progress=False)
+    assert again.runs["regression"]["mace"] == run["mace"]
+
+    figure = plot_experiment(result, path)
+    assert len(figure.axes) == 2 and figure.axes[0].get_ylabel() == "held-out MACE (px at 128 px)"
+    dashed = [line for line in figure.axes[0].lines if line.get_linestyle() == "--" and len(line.get_ydata())]
+    assert list(dashed[0].get_ydata()) == [run["identity"]] * 2  # the identity's error, across the axes
+
+
+def test_experiment_command_writes_json_and_figure(tmp_path, capsys):
+    output = tmp_path / "out" / "regression"
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SystemExit) as exit_code:
+        main(["experiment", "regression", "--budget", "live", "--steps", "8", "--pairs", "4",
+              "--checkpoints", str(tmp_path / "runs"), "--output", str(output)])
+    assert exit_code.value.code == 0
+    saved = json.loads(output.with_suffix(".json").read_text())
+    assert saved["experiment"] == "regression" and saved["runs"]["regression"]["steps"][-1] == 8
+    figure = cv2.imread(str(output.with_suffix(".png")))
+    assert figure is not None and figure.shape[0] > 100
+    assert "regression: held-out MACE" in capsys.readouterr().out
