@@ -41,14 +41,16 @@ class ArchiveError(ValueError):
 
 
 def _npy_header(array):
-    """A format 1.0 ``.npy`` header padded to 16 bytes, as numpy wrote them before 1.17."""
-    header = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (
-        np.lib.format.dtype_to_descr(array.dtype),
-        tuple(int(n) for n in array.shape),
-    )
-    total = len(np.lib.format.MAGIC_PREFIX) + 2 + 2 + len(header) + 1
-    header += " " * (-total % _NPY_ALIGN) + "\n"
-    return np.lib.format.magic(1, 0) + len(header).to_bytes(2, "little") + header.encode("latin1")
+    """numpy's format 1.0 ``.npy`` header for ``array``, padded to 16 bytes as older numpy did.
+
+    numpy's own writer now pads to 64 bytes and leaves room for the shape to grow, which makes
+    a default archive 80 bytes larger than the published ones; only the padding differs, so the
+    header is numpy's text (``header_data_from_array_1_0``) with numpy's padding rule at 16.
+    """
+    fields = np.lib.format.header_data_from_array_1_0(array)
+    text = "{" + "".join(f"'{key}': {value!r}, " for key, value in sorted(fields.items())) + "}"
+    text += " " * (_NPY_ALIGN - (np.lib.format.MAGIC_LEN + 2 + len(text) + 1) % _NPY_ALIGN) + "\n"
+    return np.lib.format.magic(1, 0) + len(text).to_bytes(2, "little") + text.encode("latin1")
 
 
 def _check_arrays(images, offsets, where):

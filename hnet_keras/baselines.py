@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from .geometry import homography_to_offsets
+from .refine import ECCSettings, RefinementFailed, _ecc_coarse_to_fine
 
 __all__ = [
     "Estimate",
@@ -89,13 +90,8 @@ MAX_OFFSET_FRACTION = 1.0
 ORB_FEATURES = 500
 ORB_EDGE_THRESHOLD = 15
 """ORB's border and patch size; OpenCV's 31 leaves little of a 128 px patch to detect in."""
-ECC_MAX_ITERATIONS = 100
-ECC_EPSILON = 1e-5
-ECC_GAUSS_FILTER = 5
-ECC_PYRAMID_LEVELS = 3
-"""ECC runs on this many pyramid levels, coarsest first (each half the previous size)."""
-ECC_MIN_SIDE = 24
-"""No pyramid level smaller than this many pixels."""
+ECC_SETTINGS = ECCSettings(levels=3, min_side=24, iterations=100, epsilon=1e-5, gauss_filter=5)
+"""The ``ecc`` baseline's pyramid (coarsest first, each level half the previous size) and ECC criteria."""
 
 
 class Estimate(NamedTuple):
@@ -356,31 +352,17 @@ class FeatureMethod(Method):
 class ECCMethod(Method):
     """Direct alignment maximizing the enhanced correlation coefficient (Evangelidis & Psarakis).
 
-    Starts from the identity on the coarsest of :data:`ECC_PYRAMID_LEVELS` levels and
-    refines level by level. ``cv2.error`` (no convergence) is a failure.
+    Starts from the identity on the coarsest level of :data:`ECC_SETTINGS` and refines
+    level by level (the loop of :func:`hnet_keras.refine.refine_homography`, without its
+    bound on the move). No convergence is a failure.
     """
 
     def __init__(self):
         super().__init__("ecc", "ECC direct alignment")
 
     def homography(self, image_a, image_b):
-        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_MAX_ITERATIONS, ECC_EPSILON)
-        pyramid = [(image_a, image_b)]
-        while len(pyramid) < ECC_PYRAMID_LEVELS and min(pyramid[-1][0].shape) // 2 >= ECC_MIN_SIDE:
-            a, b = pyramid[-1]
-            pyramid.append((cv2.pyrDown(a), cv2.pyrDown(b)))
-        warp = np.eye(3, dtype=np.float32)
-        for level, (a, b) in enumerate(reversed(pyramid)):
-            if level > 0:
-                # the warp of a level with coordinates twice as large: D W D^-1
-                warp = (np.diag([2.0, 2.0, 1.0]) @ warp @ np.diag([0.5, 0.5, 1.0])).astype(np.float32)
-            try:
-                _, warp = cv2.findTransformECC(
-                    a, b, warp, cv2.MOTION_HOMOGRAPHY, criteria, None, ECC_GAUSS_FILTER
-                )
-            except cv2.error as error:
-                raise EstimationFailed("ECC did not converge") from error
-            if not np.all(np.isfinite(warp)):
-                raise EstimationFailed("non-finite homography")
         # template A, input B: B(W x) ~ A(x), so W is H_ab (see the module docstring)
-        return warp.astype(np.float64)
+        try:
+            return _ecc_coarse_to_fine(image_a, image_b, np.eye(3), ECC_SETTINGS)
+        except RefinementFailed as failure:
+            raise EstimationFailed(failure.reason) from failure

@@ -10,8 +10,9 @@ later run would take for good data:
 - the zip is extracted into a hidden folder that is renamed to ``{split}/`` when
   complete, and the marker ``.{split}.extracted``, written last, records that.
 
-Only the standard library talks to the server, so any HTTP mirror, a ``file://``
-URL or a plain local folder works as ``base_url`` (the offline path).
+``keras.utils.get_file`` cannot resume, hence the small :func:`_download`. Only the
+standard library talks to the server, so any HTTP mirror, a ``file://`` URL or a
+plain local folder works as ``base_url`` (the offline path).
 """
 
 from __future__ import annotations
@@ -70,10 +71,6 @@ class ChecksumError(ValueError):
     """A zip is not the expected file (size or MD5); it is never kept as ``{split}.zip``."""
 
 
-class _RangeRefused(Exception):
-    """The server will not continue the partial download: start again from zero."""
-
-
 def zip_url(split, base_url=DEFAULT_BASE_URL):
     """The URL of ``{split}.zip`` under ``base_url``; a local folder becomes a ``file://`` URL."""
     base = os.fspath(base_url)
@@ -84,8 +81,13 @@ def zip_url(split, base_url=DEFAULT_BASE_URL):
 
 def file_md5(path, chunk_size=CHUNK_SIZE, progress=False):
     """MD5 hex digest of a file, read in chunks so that 19 GB never sit in memory."""
-    digest = _md5()
-    _hash_into(digest, Path(path), chunk_size, progress)
+    path = Path(path)
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as file, tqdm(total=path.stat().st_size, desc=f"md5 {path.name}",
+                                        disable=not progress, leave=False, **_BAR) as bar:
+        while chunk := file.read(chunk_size):
+            digest.update(chunk)
+            bar.update(len(chunk))
     return digest.hexdigest()
 
 
@@ -135,12 +137,21 @@ def download_coco(
     want = _expected(split, expected)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    images = dest / split
-    if unzip and images.is_dir() and _marker(dest, split).is_file():
+    images, archive = dest / split, dest / f"{split}.zip"
+    if unzip and images.is_dir() and (dest / f".{split}.extracted").is_file():
         if progress:
             print(f"{images} is already extracted")
         return images
-    archive = _fetch(split, dest, zip_url(split, base_url), want, progress, int(chunk_size), timeout)
+    if not archive.exists():
+        _download(zip_url(split, base_url), archive, want, int(chunk_size), timeout, progress)
+    elif _verified(archive, want, int(chunk_size), progress):
+        if progress:
+            print(f"{archive} is already downloaded and verified")
+    else:
+        raise ChecksumError(
+            f"{archive} exists but is not the expected {split}.zip ({archive.stat().st_size} bytes, "
+            f"expected {want['size']}, md5 {want['md5']}); delete it to download it again"
+        )
     if not unzip:
         return archive
     _extract(archive, dest, split, progress)
@@ -160,100 +171,83 @@ def _expected(split, expected):
     return {"size": size, "md5": None if md5 is None else str(md5).lower()}
 
 
-def _md5():
-    try:
-        return hashlib.md5(usedforsecurity=False)
-    except TypeError:  # pragma: no cover - Python builds without the keyword
-        return hashlib.md5()
-
-
-def _hash_into(digest, path, chunk_size, progress, desc=None):
-    with open(path, "rb") as file, tqdm(
-        total=path.stat().st_size, desc=desc or f"md5 {path.name}", disable=not progress, leave=False, **_BAR
-    ) as bar:
-        while chunk := file.read(chunk_size):
-            digest.update(chunk)
-            bar.update(len(chunk))
-
-
-def _marker(dest, split):
-    return dest / f".{split}.extracted"
-
-
-def _stamp(dest, split):
-    return dest / f".{split}.zip.verified"
-
-
-def _zip_is_good(archive, split, want, progress, chunk_size):
-    """Whether an existing ``{split}.zip`` is the expected file.
-
-    The stamp written after a verification (size, mtime, MD5) saves re-hashing
-    gigabytes on every call; any change to the file invalidates it.
-    """
+def _stamp(archive, md5):
+    """Record that ``archive``, as it is now (size, mtime), has this MD5."""
     stat = archive.stat()
-    if stat.st_size != want["size"]:
-        return False
-    stamp = _stamp(archive.parent, split)
+    atomic_write_text(archive.with_name(f".{archive.name}.verified"),
+                      json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": md5}))
+
+
+def _verified(archive, want, chunk_size, progress):
+    """Whether an existing zip is the expected file; the stamp of an earlier check, still
+    matching its size and mtime, saves hashing gigabytes again."""
+    stat = archive.stat()
     try:
-        seen = json.loads(stamp.read_text())
-        if seen["size"] == stat.st_size and seen["mtime_ns"] == stat.st_mtime_ns and (
-            want["md5"] is None or seen["md5"] == want["md5"]
-        ):
-            return True
+        seen = json.loads(archive.with_name(f".{archive.name}.verified").read_text())
+        if seen["size"] == stat.st_size == want["size"] and seen["mtime_ns"] == stat.st_mtime_ns:
+            return want["md5"] in (None, seen["md5"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    digest = file_md5(archive, chunk_size, progress)
-    if want["md5"] is not None and digest != want["md5"]:
+    if stat.st_size != want["size"]:
         return False
-    atomic_write_text(stamp, json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": digest}))
+    md5 = file_md5(archive, chunk_size, progress)
+    if want["md5"] not in (None, md5):
+        return False
+    _stamp(archive, md5)
     return True
 
 
-def _fetch(split, dest, url, want, progress, chunk_size, timeout):
-    """``dest/{split}.zip``, verified: kept if already good, else downloaded or resumed."""
-    archive = dest / f"{split}.zip"
-    partial = dest / f"{split}.zip.partial"
-    if archive.exists():
-        if _zip_is_good(archive, split, want, progress, chunk_size):
-            if progress:
-                print(f"{archive} is already downloaded and verified")
-            return archive
-        raise ChecksumError(
-            f"{archive} exists but is not the expected {split}.zip ({archive.stat().st_size} bytes, "
-            f"expected {want['size']}, md5 {want['md5']}); delete it to download it again"
-        )
-    digest = None
-    for _ in range(2):  # a second pass only after the server refused to resume
-        offset = partial.stat().st_size if partial.exists() else 0
-        if offset > want["size"]:
-            partial.unlink()
-            offset = 0
-        digest = _md5()
-        if offset:
-            _hash_into(digest, partial, chunk_size, progress, desc=f"hashing {partial.name}")
-        if offset == want["size"]:
-            break  # complete already, only its check is missing
+def _download(url, archive, want, chunk_size, timeout, progress):
+    """Fetch ``url`` into ``archive``: resume ``{archive}.partial`` with an HTTP ``Range``
+    request, check size and MD5, then rename (a bad file is deleted, never renamed)."""
+    partial = archive.with_name(archive.name + ".partial")
+    offset = partial.stat().st_size if partial.exists() else 0
+    offset = offset if offset <= want["size"] else 0
+    while offset < want["size"]:
+        request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
         try:
-            with _open(url, offset, timeout, partial) as response:
-                digest = _transfer(response, url, partial, offset, digest, split, want, progress, chunk_size)
-            break
-        except _RangeRefused:
-            partial.unlink()
-    size = partial.stat().st_size
-    md5 = digest.hexdigest()
-    if size != want["size"] or (want["md5"] is not None and md5 != want["md5"]):
+            response = urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as error:
+            error.close()
+            if error.code == 416 and offset:  # the partial file is longer than the server's: start again
+                offset = 0
+                continue
+            reason = f"HTTP {error.code} {error.reason}"
+            raise DownloadError(f"cannot download {url}: {reason}{_kept(partial, offset)}") from None
+        except (OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", error)
+            raise DownloadError(f"cannot download {url}: {reason}{_kept(partial, offset)}") from error
+        with response:
+            offset = offset if response.status == 206 else 0  # a 200 (or file://) is the whole file
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and offset + int(length) != want["size"]:
+                raise ChecksumError(f"{url} is {offset + int(length)} bytes, but {archive.name} should be "
+                                    f"{want['size']}; is the base URL a mirror of the official zips?")
+            with open(partial, "ab" if offset else "wb") as file, tqdm(
+                total=want["size"], initial=offset, desc=archive.name, disable=not progress, **_BAR
+            ) as bar:
+                try:
+                    while chunk := response.read(chunk_size):
+                        bar.update(file.write(chunk))
+                except (OSError, http.client.HTTPException) as error:
+                    kept = _kept(partial, file.tell())
+                    raise DownloadError(f"the download of {url} broke off ({error}){kept}") from error
+        offset = partial.stat().st_size
+        if offset < want["size"]:
+            raise DownloadError(f"the connection to {url} closed after {offset} of {want['size']} bytes"
+                                f"{_kept(partial, offset)}")
+    md5 = file_md5(partial, chunk_size, progress)
+    if offset != want["size"] or want["md5"] not in (None, md5):
         partial.unlink()
         raise ChecksumError(
-            f"the download of {url} into {partial} is not the expected {split}.zip: {size} bytes, md5 {md5} "
+            f"the download of {url} into {partial} is not the expected {archive.name}: {offset} bytes, md5 {md5} "
             f"(expected {want['size']} bytes, md5 {want['md5']}); it was deleted, so a new call downloads "
             "it afresh (check the base URL if this repeats)"
         )
     with open(partial, "rb+") as file:
         os.fsync(file.fileno())
     os.replace(partial, archive)
-    stat = archive.stat()
-    atomic_write_text(_stamp(dest, split), json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": md5}))
-    return archive
+    _stamp(archive, md5)
 
 
 def _kept(partial, offset):
@@ -262,76 +256,10 @@ def _kept(partial, offset):
     return "; nothing was kept (check the URL, or pass a mirror or local folder as the base URL)"
 
 
-def _open(url, offset, timeout, partial):
-    """The server's response, asking for the bytes from ``offset`` on."""
-    headers = {"User-Agent": "hnet_keras-download-coco"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-    except urllib.error.HTTPError as error:
-        error.close()
-        if error.code == 416 and offset:
-            raise _RangeRefused from None
-        raise DownloadError(f"cannot download {url}: HTTP {error.code} {error.reason}{_kept(partial, offset)}") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-        reason = getattr(error, "reason", None) or error
-        raise DownloadError(f"cannot download {url}: {reason}{_kept(partial, offset)}") from error
-
-
-def _transfer(response, url, partial, offset, digest, split, want, progress, chunk_size):
-    """Stream the body into ``partial`` (appended after a 206), hashing as it arrives."""
-    status = getattr(response, "status", None) or response.getcode()  # None for file://
-    length = response.headers.get("Content-Length")
-    length = int(length) if length and length.isdigit() else None
-    if offset and status == 206:
-        match = re.fullmatch(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", "").strip())
-        if not match or int(match.group(1)) != offset:
-            raise _RangeRefused
-        total = int(match.group(3)) if match.group(3) != "*" else (offset + length if length is not None else None)
-        mode = "ab"
-    elif status in (200, None):
-        offset, total, mode, digest = 0, length, "wb", _md5()
-    else:
-        raise DownloadError(f"cannot download {url}: unexpected HTTP status {status}{_kept(partial, offset)}")
-    if total is not None and total != want["size"]:
-        raise ChecksumError(
-            f"{url} is {total} bytes, but {split}.zip should be {want['size']}; "
-            "is the base URL a mirror of the official zips?"
-        )
-    written = offset
-    bar = tqdm(total=want["size"], initial=offset, desc=f"{split}.zip", disable=not progress, **_BAR)
-    try:
-        with open(partial, mode) as file:
-            while chunk := response.read(chunk_size):
-                file.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-                bar.update(len(chunk))
-                if written > want["size"]:
-                    break  # more bytes than the zip has: the size check below rejects it
-    except (OSError, http.client.HTTPException) as error:
-        raise DownloadError(
-            f"the download of {url} broke off after {written} of {want['size']} bytes ({error})"
-            f"{_kept(partial, written)}"
-        ) from error
-    finally:
-        bar.close()
-    if written < want["size"]:
-        raise DownloadError(
-            f"the connection to {url} closed after {written} of {want['size']} bytes{_kept(partial, written)}"
-        )
-    return digest
-
-
 def _extract(archive, dest, split, progress):
     """Unzip into a hidden folder, rename it to ``dest/{split}``, then write the marker."""
-    images = dest / split
-    work = dest / f".{split}.unzipping"
-    stale = dest / f".{split}.stale"
-    for leftover in (work, stale):  # from a killed run
-        if leftover.exists():
-            shutil.rmtree(leftover)
+    images, work = dest / split, dest / f".{split}.unzipping"
+    shutil.rmtree(work, ignore_errors=True)  # from a killed run
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = bundle.infolist()
@@ -341,25 +269,20 @@ def _extract(archive, dest, split, progress):
                     f"{archive} is not a COCO {split} zip: "
                     + (f"{outside[0]!r} lies outside the folder {split}/" if outside else "it is empty")
                 )
-            work.mkdir()
-            total = sum(m.file_size for m in members)
-            with tqdm(total=total, desc=f"unzipping {split}", disable=not progress, **_BAR) as bar:
+            with tqdm(total=sum(m.file_size for m in members), desc=f"unzipping {split}",
+                      disable=not progress, **_BAR) as bar:
                 for member in members:
                     bundle.extract(member, work)
                     bar.update(member.file_size)
+        if images.exists():  # a folder without the marker: an unzip that did not finish
+            shutil.rmtree(images)
+        os.replace(work / split, images)
     except zipfile.BadZipFile as error:
-        shutil.rmtree(work, ignore_errors=True)
         raise ValueError(f"{archive} is not a readable zip: {error}") from error
-    except BaseException:
+    finally:
         shutil.rmtree(work, ignore_errors=True)
-        raise
-    if images.exists():  # a folder without the marker: an unzip that did not finish
-        os.replace(images, stale)
-    os.replace(work / split, images)
     files = sum(1 for m in members if not m.is_dir())
-    atomic_write_text(_marker(dest, split), json.dumps({"split": split, "zip": archive.name, "files": files}))
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(stale, ignore_errors=True)
+    atomic_write_text(dest / f".{split}.extracted", json.dumps({"split": split, "zip": archive.name, "files": files}))
 
 
 def register_commands(subparsers):
@@ -372,7 +295,8 @@ def register_commands(subparsers):
         "and MD5, and unzip it into DEST/SPLIT. Running it again skips finished work.",
     )
     parser.add_argument("--split", choices=SPLITS, default="val2017", help=f"which image zip ({sizes})")
-    parser.add_argument("--dest", required=True, type=output_folder, help="folder for SPLIT.zip and the extracted SPLIT/ images")
+    parser.add_argument("--dest", required=True, type=output_folder,
+                        help="folder for SPLIT.zip and the extracted SPLIT/ images")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
                         help="where SPLIT.zip is fetched from: the official server, a mirror URL or a local folder")
     parser.add_argument("--no-unzip", action="store_true", help="stop after the verified zip, do not extract it")

@@ -86,6 +86,37 @@ def _scaled(homography, factor):
     return scale @ homography @ np.diag([1.0 / factor, 1.0 / factor, 1.0])
 
 
+def _ecc_coarse_to_fine(image_a, image_b, start, settings):
+    """ECC's ``H_ab`` (scaled so ``H[2, 2] = 1``) from ``start``, on a pyramid of ``settings.levels``.
+
+    Shared with :class:`hnet_keras.baselines.ECCMethod`, which starts from the identity on
+    whole images of different sizes, so the images need not match (A's size sets the levels).
+
+    Raises:
+        RefinementFailed: ECC did not converge or gave a non-finite homography.
+    """
+    pyramid = [(image_a, image_b)]
+    while len(pyramid) < settings.levels and min(pyramid[-1][0].shape) // 2 >= settings.min_side:
+        pyramid.append((cv2.pyrDown(pyramid[-1][0]), cv2.pyrDown(pyramid[-1][1])))
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, settings.iterations, settings.epsilon)
+    coarsest = len(pyramid) - 1
+    warp = _scaled(start, 0.5**coarsest)
+    for level in range(coarsest, -1, -1):
+        a, b = pyramid[level]
+        try:
+            _, found = cv2.findTransformECC(
+                a, b, warp.astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, None, settings.gauss_filter
+            )
+        except cv2.error as error:
+            raise RefinementFailed("ECC did not converge") from error
+        if not np.all(np.isfinite(found)) or abs(found[2, 2]) < 1e-9:
+            raise RefinementFailed("non-finite homography")
+        warp = found.astype(np.float64) / found[2, 2]
+        if level:
+            warp = _scaled(warp, 2.0)
+    return warp
+
+
 def refine_homography(image_a, image_b, h_ab, settings=ECCSettings()):
     """Refine ``H_ab`` between two grayscale images by ECC, coarse to fine.
 
@@ -106,25 +137,7 @@ def refine_homography(image_a, image_b, h_ab, settings=ECCSettings()):
         raise ValueError(f"two grayscale images of one size are needed, got {image_a.shape} and {image_b.shape}")
     start = np.asarray(h_ab, np.float64)
     start = start / start[2, 2]
-    pyramid = [(image_a, image_b)]
-    while len(pyramid) < settings.levels and min(pyramid[-1][0].shape) // 2 >= settings.min_side:
-        pyramid.append((cv2.pyrDown(pyramid[-1][0]), cv2.pyrDown(pyramid[-1][1])))
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, settings.iterations, settings.epsilon)
-    coarsest = len(pyramid) - 1
-    warp = _scaled(start, 0.5**coarsest)
-    for level in range(coarsest, -1, -1):
-        a, b = pyramid[level]
-        try:
-            _, found = cv2.findTransformECC(
-                a, b, warp.astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, None, settings.gauss_filter
-            )
-        except cv2.error as error:
-            raise RefinementFailed("ECC did not converge") from error
-        if not np.all(np.isfinite(found)) or abs(found[2, 2]) < 1e-9:
-            raise RefinementFailed("non-finite homography")
-        warp = found.astype(np.float64) / found[2, 2]
-        if level:
-            warp = _scaled(warp, 2.0)
+    warp = _ecc_coarse_to_fine(image_a, image_b, start, settings)
     height, width = image_a.shape
     corners = patch_corners((width, height))
     try:

@@ -1,3 +1,4 @@
+import io
 import zipfile
 
 import numpy as np
@@ -19,6 +20,19 @@ def test_full_default_archive_has_the_published_byte_size(tmp_path):
     assert path.stat().st_size == 302_580_104
     with zipfile.ZipFile(path) as zipped:
         assert all(info.compress_type == zipfile.ZIP_STORED for info in zipped.infolist())
+
+
+@pytest.mark.parametrize("shape", [(9216, 128, 128, 2), (9216, 8), (7, 128, 128, 2), (0, 32, 32, 2), (100, 64, 64, 2)])
+def test_npy_headers_are_numpys_own_at_the_old_16_byte_alignment(shape, monkeypatch):
+    # numpy's writer, set back to the 16-byte alignment and no growth room of older releases,
+    # is the reference (two of these shapes fill 16 bytes exactly, where numpy pads a full 16)
+    numpy_format = np.lib.format.write_array_header_1_0.__globals__  # the module that defines it
+    monkeypatch.setitem(numpy_format, "ARRAY_ALIGN", 16)
+    monkeypatch.setitem(numpy_format, "GROWTH_AXIS_MAX_DIGITS", 0)
+    array = np.zeros(shape, np.uint8 if len(shape) == 4 else np.int64)
+    expected = io.BytesIO()
+    np.lib.format.write_array_header_1_0(expected, np.lib.format.header_data_from_array_1_0(array))
+    assert archive_module._npy_header(array) == expected.getvalue()
 
 
 def test_round_trip_and_numpy_compatibility(tmp_path):

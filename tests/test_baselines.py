@@ -5,7 +5,7 @@ import pytest
 from hnet_keras import baselines
 from hnet_keras.baselines import EstimationFailed, Estimate, check_homography
 from hnet_keras.methods import BASELINES, DEFAULT_BASELINES, get_method
-from hnet_keras.geometry import corner_errors, offsets_to_homography
+from hnet_keras.geometry import corner_errors, offsets_to_homography, warp_points
 from hnet_keras.images import embedded_photo_paths, read_grayscale
 from hnet_keras.synthesis import SynthesisConfig, TRAIN_PROTOCOL, prepare_image, sample_pair
 
@@ -89,6 +89,15 @@ def test_ecc_direction_on_a_synthetic_pair():
     warp = ecc.homography(pair.patch_a, pair.patch_b)
     true = offsets_to_homography(pair.offsets, 128)
     assert np.allclose(warp / warp[2, 2], true / true[2, 2], atol=0.02)
+
+
+def test_ecc_aligns_images_of_different_sizes():
+    # whole-image pairs differ in size: refine_homography refuses them, the ecc baseline must not
+    image = _photo("camera.png")
+    crop = image[12:-30, 7:-21]  # B(x) = A(x + (7, 12)), so H_ab moves every point by (-7, -12)
+    warp = get_method("ecc").homography(image, crop)
+    corners = np.array([[0, 0], [511, 0], [511, 511], [0, 511]], np.float64)
+    assert np.abs(warp_points(warp, corners) - (corners - [7, 12])).max() < 0.05
 
 
 def test_feature_direction_swapping_the_patches_inverts_the_estimate(gravel):

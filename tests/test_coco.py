@@ -169,6 +169,14 @@ def test_server_without_ranges_restarts_from_zero(server, tmp_path, coco_zip, ex
     assert (tmp_path / "val2017.zip").read_bytes() == coco_zip[0]
 
 
+def test_partial_longer_than_the_servers_file_starts_again(server, tmp_path, coco_zip, expected):
+    data = coco_zip[0]
+    (tmp_path / "val2017.zip.partial").write_bytes(b"x" * len(data))
+    with pytest.raises(coco.ChecksumError, match=f"is {len(data)} bytes, but val2017.zip should be"):
+        download(server, tmp_path, dict(expected, size=len(data) + 10))
+    assert [(r["range"], r["status"]) for r in server.requests] == [(f"bytes={len(data)}-", 416), (None, 200)]
+
+
 def test_wrong_checksum_keeps_nothing(server, tmp_path, expected):
     wrong = dict(expected, md5="0" * 32)
     with pytest.raises(coco.ChecksumError, match=r"val2017\.zip") as error:
