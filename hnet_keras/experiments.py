@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from .evaluation import evaluate, load_test_set
 from .fileio import atomic_write_json
 from .images import list_images, require_split_parts, split_images
 from .plots import plot_experiment, save_figure
+from .models import WeightsUnavailable
 from .predict import REPORT_PATCH, held_out_error
 from .training import get_preset, train
 
@@ -63,7 +65,7 @@ class Run:
 # The live recipe: 32 px patches of photos scaled to 96x72 (a quarter of the paper's
 # 128 px and 320x240), AdamW with a short warm-up and cosine decay.
 _LIVE = dict(image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False, batch_size=64,
-             optimizer="adamw", learning_rate=2e-3, warmup_steps=100, lr_drop_every=None)
+             standardize=True, optimizer="adamw", learning_rate=2e-3, warmup_steps=100, lr_drop_every=None)
 # What a paper run keeps of an experiment's changes: the model and rho, not the CPU sizes.
 _PAPER_FIELDS = ("kind", "dropout", "batchnorm", "weights", "bins", "rho", "image_size")
 
@@ -111,15 +113,15 @@ def experiment_runs(experiment, budget="live", steps=None):
         return get_preset(preset, iterations=steps, steps_per_epoch=max(1, min(preset.steps_per_epoch, steps // 8)))
 
     if experiment == "regression":
-        return [Run("regression", recipe(1200, 12_000))]
+        return [Run("regression", recipe(1000, 4000))]
     if experiment == "classification":
-        return [Run("classification", recipe(1200, 12_000, kind="classification", bins=17))]
+        return [Run("classification", recipe(1500, 4000, kind="classification", bins=17))]
     if experiment == "rho":
-        return [Run(f"rho {rho}", recipe(800, 8000, **_rho_fields(rho, budget))) for rho in (20, 32, 40)]
+        return [Run(f"rho {rho}", recipe(700, 2500, **_rho_fields(rho, budget))) for rho in (20, 32, 40)]
     if experiment == "ablation":
         return [
             Run(f"dropout {'on' if dropout else 'off'}, batchnorm {'on' if batchnorm else 'off'}",
-                recipe(600, 6000, dropout=dropout, batchnorm=batchnorm))
+                recipe(800, 2500, dropout=dropout, batchnorm=batchnorm))
             for dropout in (True, False) for batchnorm in (True, False)
         ]
     if experiment == "transfer":
@@ -130,7 +132,7 @@ def experiment_runs(experiment, budget="live", steps=None):
         ]
     if budget == "paper":
         return [Run("iterative", get_preset("iterative", **({} if steps is None else {"iterations": steps})))]
-    return [Run("iterative", recipe(600, 6000, kind="iterative", batch_size=32, refinements=4))]
+    return [Run("iterative", recipe(600, 2500, kind="iterative", batch_size=32, refinements=4))]
 
 
 def hardware():
@@ -177,38 +179,48 @@ class ExperimentResult:
 
     ``runs`` maps a run's name to a dict with ``steps``, ``mace`` (held-out MACE, px at
     128, after each evaluation), ``identity``, ``final``, ``ratio`` (final / identity),
-    ``seconds`` (training time) and ``input_size``. Saved and read as JSON.
+    ``seconds`` (training time) and ``input_size``. ``skipped`` maps a run that could not
+    start (pre-trained weights that could not be downloaded) to the reason. Saved and read as JSON.
     """
 
     experiment: str
     budget: str
     runs: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
     pairs: int = 0
     photos: int = 0
     hardware: str = ""
     source: str = ""
+    models: dict = field(default_factory=dict, repr=False, compare=False)
+    """The trained models by run name (not saved; empty for a loaded result)."""
 
     def summary(self):
-        """One line a run: final held-out MACE against the identity's, and the time."""
+        """One line a run: its final held-out MACE against the identity's (the same on any machine)."""
         lines = []
         for name, run in self.runs.items():
             lines.append(
                 f"{name}: held-out MACE {run['final']:.1f} px, identity {run['identity']:.1f} px "
-                f"(x{run['ratio']:.2f}) after {run['steps'][-1]:,} steps, {run['seconds'] / 60:.1f} min"
+                f"(x{run['ratio']:.2f}) after {run['steps'][-1]:,} steps"
             )
+        lines.extend(f"{name}: not run: {reason.split(';')[0]}" for name, reason in self.skipped.items())
         return "\n".join(lines)
 
     def describe(self):
-        """Where the numbers come from: pairs, photos, scale and hardware."""
+        """Where the numbers come from: pairs, photos and scale."""
         sizes = sorted({run["input_size"] for run in self.runs.values()})
         return (
-            f"{self.experiment} ({self.budget}): {self.pairs} held-out pairs from {self.photos} photos "
-            f"({self.source}); MACE in px of a {REPORT_PATCH} px patch, models run at "
-            f"{', '.join(map(str, sizes))} px; {self.hardware}"
+            f"{self.pairs} held-out pairs from {self.photos} photos ({self.source}); MACE in px of a "
+            f"{REPORT_PATCH} px patch, models run at {', '.join(map(str, sizes))} px"
         )
 
+    def timing(self):
+        """How long the runs took, on what."""
+        minutes = sum(run["seconds"] for run in self.runs.values()) / 60
+        return f"{len(self.runs)} run(s), {minutes:.1f} min of training in all, on {self.hardware}"
+
     def save(self, path):
-        return atomic_write_json(path, dataclasses.asdict(self))
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "models"}
+        return atomic_write_json(path, fields)
 
     @classmethod
     def load(cls, path):
@@ -252,13 +264,20 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
     for index, run in enumerate(experiment_runs(experiment, budget, steps)):
         keras.utils.set_random_seed(seed)
         curve = HeldOutCurve(run.preset, test_images, pairs, seed + 1)
-        trained = train(
-            run.preset, run=f"{experiment}_{index}", checkpoint_dir=folder, data=data, images=train_images,
-            validation_data=False, seed=seed, resume=resume, callbacks=[curve], verbose=0, progress=progress,
-        )
+        try:
+            trained = train(
+                run.preset, run=f"{experiment}_{index}", checkpoint_dir=folder, data=data, images=train_images,
+                validation_data=False, seed=seed, resume=resume, callbacks=[curve], verbose=0, progress=progress,
+            )
+        except WeightsUnavailable as error:
+            # Offline: say so, and go on with the runs that need no download.
+            warnings.warn(f"{run.name}: not run: {error}", stacklevel=2)
+            result.skipped[run.name] = str(error)
+            continue
         rows = [row for row in trained.history if "held_out_mace" in row]
         final = held_out_error(trained.model, run.preset, test_images, count=pairs, seed=seed + 1)
         result.photos = final.photos
+        result.models[run.name] = trained.model
         result.runs[run.name] = {
             "steps": [int(row["iterations"]) for row in rows],
             "mace": [round(float(row["held_out_mace"]), 3) for row in rows],
@@ -309,5 +328,6 @@ def _run_experiment(args):
     result.save(stem.with_suffix(".json"))
     save_figure(plot_experiment(result), stem.with_suffix(".png"))
     print(result.describe())
+    print(result.timing())
     print(result.summary())
     return 0

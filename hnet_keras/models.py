@@ -158,11 +158,15 @@ def _build_paper(kind, input_size=128, width=1.0, dense_units=None, dropout=True
     model.add(layers.Dense(dense_units, activation="relu", name="fc1"))
     if rate:
         model.add(layers.Dropout(rate, name="dropout_out"))
+    # The output layer starts at zero: the untrained model is the identity (zero offsets,
+    # uniform bins). With random output weights, the first steps' cheapest way to lower the
+    # loss is to silence the 1024-unit layer, and most of its ReLUs die for good (with
+    # dropout, all of them): the model then sits at the identity's error for hundreds of steps.
     if kind == "regression":
         # float32 output keeps the loss exact under mixed precision.
-        model.add(layers.Dense(8, name="offsets", dtype="float32"))
+        model.add(layers.Dense(8, name="offsets", dtype="float32", kernel_initializer="zeros"))
     else:
-        model.add(layers.Dense(8 * bins, name="logits"))
+        model.add(layers.Dense(8 * bins, name="logits", kernel_initializer="zeros"))
         model.add(layers.Reshape((8, bins), name="coordinate_logits"))
         model.add(layers.Softmax(axis=-1, name="probabilities", dtype="float32"))
     return model
@@ -202,9 +206,15 @@ def _mobilenet_trunk(input_size, width, weights):
         if weights is None:
             raise
         raise WeightsUnavailable(
-            f"MobileNetV2 {weights} weights (alpha {width}) could not be downloaded ({error}); fetch that "
-            f"file into ~/.keras/models/ where there is network access, or train from scratch (weights=None)"
+            f"MobileNetV2 {weights} weights (alpha {width}) could not be downloaded; fetch the file into "
+            f"~/.keras/models/ where there is network access, or train from scratch (weights=None). {error}"
         ) from error
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            # Keras' MobileNetV2 averages BatchNorm statistics with momentum 0.999, over
+            # thousands of steps: after a short run the averages are still mostly their
+            # initial values and the model predicts nothing. 0.99 tracks within a few hundred.
+            layer.momentum = 0.99
     return keras.Model(backbone.input, backbone.get_layer(MOBILENET_CUT).output, name="mobilenet_trunk")
 
 
@@ -236,7 +246,7 @@ def _build_mobilenet(kind, input_size=128, width=1.0, dense_units=512, dropout=T
     hidden = layers.Dense(dense_units, activation="relu", name="fc1")(x)
     if rate:
         hidden = layers.Dropout(rate, name="dropout_out")(hidden)
-    offsets = layers.Dense(8, name="offsets", dtype="float32")(hidden)
+    offsets = layers.Dense(8, name="offsets", dtype="float32", kernel_initializer="zeros")(hidden)  # see _build_paper
     return keras.Model(pair, offsets, name=f"hnet_{kind}")
 
 

@@ -99,7 +99,7 @@ def plot_pair(patch_a, patch_b, offsets_true, offsets_pred=None, image=None, ori
         square = patch_corners(size, origin)
         _show_gray(left, image, "image and patch A")
         _quad(left, square, SQUARE_COLOR, "patch A")
-        _show_gray(right, image, "where patch B comes from: true, predicted")
+        _show_gray(right, image, "where patch B comes from" + (": true, predicted" if predicted is not None else ""))
         quads = [square + offsets_true]
         _quad(right, square + offsets_true, TRUE_COLOR, "ground truth")
         if predicted is not None:
@@ -111,7 +111,7 @@ def plot_pair(patch_a, patch_b, offsets_true, offsets_pred=None, image=None, ori
         _show_gray(left, patch_a, "patch A")
         _quad(left, square, SQUARE_COLOR, "patch A")
         _fit_view(left, patch_a.shape, square, margin=2)
-        _show_gray(right, patch_b, "patch B: A's square, true and predicted")
+        _show_gray(right, patch_b, "patch B: where A's square lands" + (", true and predicted" if predicted is not None else ""))
         true_quad = warp_points(offsets_to_homography(offsets_true.reshape(8), size), square)
         _quad(right, true_quad, TRUE_COLOR, "ground truth")
         quads = [true_quad]
@@ -400,17 +400,25 @@ def plot_robustness(report, metric="mace", figsize=None):
     """
     perturbations = report["perturbations"]
     labels = report.get("labels", {})
-    figure = Figure(figsize=figsize or (4 * len(perturbations), 3.6), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(1, len(perturbations), squeeze=False)[0])
+    columns = min(3, len(perturbations))
+    rows = -(-len(perturbations) // columns)
+    figure = Figure(figsize=figsize or (3.8 * columns + 2.2, 3.2 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax, (kind, entry) in zip(axes, perturbations.items()):
         levels = entry["levels"]
         for name, values in entry[metric].items():
-            ax.plot(levels, values, marker="o", label=labels.get(name, name))
-        ax.set_title(f"{kind} ({entry.get('unit', 'level')})")
+            # The identity is the reference every method must beat: a dashed black line.
+            style = {"color": "k", "linestyle": "--", "linewidth": 1} if name == "identity" else {"marker": "o"}
+            ax.plot(levels, values, label=labels.get(name, name), **style)
+        ax.set_title(kind)
         ax.set_xlabel(entry.get("unit", "level"))
         ax.set_ylabel("MACE (px)" if metric == "mace" else metric.replace("_", " "))
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
+    for ax in axes[len(perturbations):]:
+        ax.set_visible(False)
+    handles, names = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside right upper", fontsize="small")
     return figure
 
 

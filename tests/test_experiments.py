@@ -77,7 +77,8 @@ def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path):
     assert run["ratio"] == pytest.approx(run["final"] / run["identity"], abs=1e-3)
     assert run["seconds"] > 0 and run["input_size"] == 32
     assert (result.pairs, result.photos) == (8, 4)
-    assert "8 held-out pairs from 4 photos" in result.describe() and "CPU" in result.describe()
+    assert result.describe().startswith("8 held-out pairs from 4 photos (embedded photos)")
+    assert "CPU" in result.timing() and result.timing().startswith("1 run(s), ")
     assert result.summary().startswith("regression: held-out MACE ")
 
     path = result.save(tmp_path / "result.json")

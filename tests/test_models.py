@@ -167,7 +167,7 @@ def test_mobilenet_imagenet_weights_offline_is_a_clear_error(monkeypatch):
         raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- [Errno -2]")
 
     monkeypatch.setattr(keras.src.utils.file_utils, "get_file", offline)
-    with pytest.raises(WeightsUnavailable, match="MobileNetV2 imagenet weights .* could not be downloaded .*weights=None"):
+    with pytest.raises(WeightsUnavailable, match="MobileNetV2 imagenet weights .* could not be downloaded; .*weights=None.*URL fetch failure"):
         build_model("mobilenet", input_size=32, width=0.35, weights="imagenet")
 
 
