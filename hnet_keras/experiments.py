@@ -115,9 +115,9 @@ def experiment_runs(experiment, budget="live", steps=None):
     if experiment == "regression":
         return [Run("regression", recipe(1000, 4000))]
     if experiment == "classification":
-        return [Run("classification", recipe(1500, 4000, kind="classification", bins=17))]
+        return [Run("classification", recipe(1600, 4000, kind="classification", bins=17))]
     if experiment == "rho":
-        return [Run(f"rho {rho}", recipe(700, 2500, **_rho_fields(rho, budget))) for rho in (20, 32, 40)]
+        return [Run(f"rho {rho}", recipe(720, 2500, **_rho_fields(rho, budget))) for rho in (20, 32, 40)]
     if experiment == "ablation":
         return [
             Run(f"dropout {'on' if dropout else 'off'}, batchnorm {'on' if batchnorm else 'off'}",
@@ -126,9 +126,9 @@ def experiment_runs(experiment, budget="live", steps=None):
         ]
     if experiment == "transfer":
         return [
-            Run("MobileNetV2, ImageNet weights", recipe(600, 6000, kind="mobilenet", width=0.35, weights="imagenet")),
-            Run("MobileNetV2, from scratch", recipe(600, 6000, kind="mobilenet", width=0.35)),
-            Run("paper trunk, from scratch", recipe(600, 6000)),
+            Run("MobileNetV2, ImageNet weights", recipe(800, 2500, kind="mobilenet", width=0.35, weights="imagenet")),
+            Run("MobileNetV2, from scratch", recipe(800, 2500, kind="mobilenet", width=0.35)),
+            Run("paper trunk, from scratch", recipe(800, 2500)),
         ]
     if budget == "paper":
         return [Run("iterative", get_preset("iterative", **({} if steps is None else {"iterations": steps})))]

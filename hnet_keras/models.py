@@ -172,22 +172,8 @@ def _build_paper(kind, input_size=128, width=1.0, dense_units=None, dropout=True
     return model
 
 
-def _select_channel(pair, channel, name):
-    """Channel ``channel`` of the pair repeated to 3 channels, by a frozen 1x1 convolution.
-
-    It both splits the stacked pair and turns grayscale into RGB without a Lambda
-    layer; the kernel is fixed here and saved with the weights.
-    """
-    selector = layers.Conv2D(3, 1, use_bias=False, trainable=False, kernel_initializer="zeros", name=name)
-    rgb = selector(pair)
-    kernel = np.zeros((1, 1, 2, 3), np.float32)
-    kernel[0, 0, channel, :] = 1.0
-    selector.set_weights([kernel])
-    return rgb
-
-
-MOBILENET_CUT = "block_6_expand_relu"
-"""The MobileNetV2 layer whose (stride 8) feature maps the transfer model compares."""
+MOBILENET_CUT = "block_3_expand_relu"
+"""The MobileNetV2 layer whose (stride 4) feature maps the transfer model compares."""
 
 
 class WeightsUnavailable(RuntimeError):
@@ -211,35 +197,49 @@ def _mobilenet_trunk(input_size, width, weights):
         ) from error
     for layer in backbone.layers:
         if isinstance(layer, layers.BatchNormalization):
-            # Keras' MobileNetV2 averages BatchNorm statistics with momentum 0.999, over
-            # thousands of steps: after a short run the averages are still mostly their
-            # initial values and the model predicts nothing. 0.99 tracks within a few hundred.
-            layer.momentum = 0.99
+            # Frozen, so it runs in inference mode (Keras' transfer-learning guide): with
+            # ImageNet weights it keeps ImageNet's statistics; from scratch it passes the
+            # features through. Trained in batch mode, the training error fell while the
+            # held-out error, in inference mode, stayed at the identity's.
+            layer.trainable = False
     return keras.Model(backbone.input, backbone.get_layer(MOBILENET_CUT).output, name="mobilenet_trunk")
 
 
-def _build_mobilenet(kind, input_size=128, width=1.0, dense_units=512, dropout=True, weights=None):
-    """Twin MobileNetV2 trunk (shared weights) on patch A and patch B, compared as maps.
+def _pair_as_rgb(pair):
+    """The pair as a 3-channel image (A, B, their mean), by a frozen 1x1 convolution.
 
-    The two stride-8 feature maps are stacked and a small conv head regresses the
-    offsets. Pooling each patch to one feature vector first (the UBA report's twin
-    design) throws away where things are, which is what a homography is about: that
-    model stayed at the identity's error.
+    It turns the stacked grayscale pair into what an RGB network takes without a Lambda
+    layer; the kernel is fixed here and saved with the weights.
+    """
+    mixer = layers.Conv2D(3, 1, use_bias=False, trainable=False, kernel_initializer="zeros", name="pair_rgb")
+    rgb = mixer(pair)
+    kernel = np.zeros((1, 1, 2, 3), np.float32)
+    kernel[0, 0, 0, 0] = kernel[0, 0, 1, 1] = 1.0
+    kernel[0, 0, :, 2] = 0.5
+    mixer.set_weights([kernel])
+    return rgb
+
+
+def _build_mobilenet(kind, input_size=128, width=1.0, dense_units=512, dropout=True, weights=None):
+    """A MobileNetV2 trunk (its first stages, to stride 4) on the pair as one RGB image.
+
+    Patch A, patch B and their mean are the three channels, so the first convolution
+    already sees both patches at every pixel, as in the paper's network; a small conv head
+    regresses the offsets from the trunk's feature maps. A twin design (each patch
+    through the trunk, then pooled to a feature vector, as in a classifier) throws away
+    where things are, which is what a homography is about: it stayed at the identity's error.
     """
     if input_size < 32 or input_size % 16:
         raise ValueError(f"MobileNetV2 needs input_size a multiple of 16, at least 32, got {input_size}")
     rate = _dropout_rate(dropout)
     pair = keras.Input(shape=(input_size, input_size, 2), name="pair")
-    rgb_a, rgb_b = _select_channel(pair, 0, "patch_a_rgb"), _select_channel(pair, 1, "patch_b_rgb")
     # The pair is already in [-1, 1], the range MobileNetV2 was trained on.
-    trunk = _mobilenet_trunk(input_size, width, weights)
-    x = layers.Concatenate(name="feature_maps")([trunk(rgb_a), trunk(rgb_b)])
+    x = _mobilenet_trunk(input_size, width, weights)(_pair_as_rgb(pair))
     for index in (1, 2):
-        x = layers.Conv2D(128, 3, padding="same", use_bias=False, name=f"head_conv{index}")(x)
+        x = layers.Conv2D(64, 3, padding="same", use_bias=False, name=f"head_conv{index}")(x)
         x = layers.BatchNormalization(name=f"head_bn{index}")(x)
         x = layers.ReLU(name=f"head_relu{index}")(x)
-        if index == 1:
-            x = layers.MaxPooling2D(2, name="head_pool")(x)
+        x = layers.MaxPooling2D(2, name=f"head_pool{index}")(x)
     x = layers.Flatten(name="flatten")(x)
     if rate:
         x = layers.Dropout(rate, name="dropout_fc1")(x)

@@ -2,6 +2,8 @@
 the result file and figure, and the ``experiment`` command."""
 
 import json
+import re
+from pathlib import Path
 
 import cv2
 import keras
@@ -105,3 +107,19 @@ def test_experiment_command_writes_json_and_figure(tmp_path, capsys):
     figure = cv2.imread(str(output.with_suffix(".png")))
     assert figure is not None and figure.shape[0] > 100
     assert "regression: held-out MACE" in capsys.readouterr().out
+
+
+def test_every_experiment_notebook_has_its_script_and_committed_result():
+    root = Path(__file__).resolve().parents[1]
+    scripts = sorted((root / "experiments").glob("*.py"))
+    assert [script.stem[:2] for script in scripts] == ["03", "05", "06", "07", "08", "11"]
+    for script in scripts:
+        name = re.search(r'main\(\["experiment", "(\w+)", "--output", "experiments/results/(\w+)"', script.read_text())
+        assert name and name.group(1) in EXPERIMENTS and name.group(2) == script.stem, script
+        assert (root / "notebooks" / f"{script.stem}.ipynb").is_file()
+        # The notebook plots the committed full-length run of the same experiment.
+        assert f'FULL_RUN = "experiments/results/{script.stem}.json"' in (root / "notebooks" / f"{script.stem}.ipynb").read_text().replace('\\"', '"')
+        result = ExperimentResult.load(root / "experiments" / "results" / f"{script.stem}.json")
+        assert result.experiment == name.group(1) and result.budget == "full"
+        assert {run.name for run in experiment_runs(result.experiment, "full")} == set(result.runs) | set(result.skipped)
+        assert cv2.imread(str(root / "experiments" / "results" / f"{script.stem}.png")) is not None

@@ -144,21 +144,23 @@ def test_corner_confidence_is_the_product_of_the_coordinate_peaks():
     np.testing.assert_allclose(corner_confidence(mixed), [[1.0, 0.6, 1.0, 1.0]])
 
 
-def test_mobilenet_twin_builds_and_predicts(tmp_path):
+def test_mobilenet_builds_and_predicts(tmp_path):
     model = build_model("mobilenet", input_size=32, width=0.35, dense_units=16)
     x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 2)).astype(np.float32)
     assert model.predict(x, verbose=0).shape == (2, 8)
-    # The frozen 1x1 selectors turn each channel into a 3-channel image.
-    for name, channel in [("patch_a_rgb", 0), ("patch_b_rgb", 1)]:
-        rgb = keras.ops.convert_to_numpy(model.get_layer(name)(x))
-        np.testing.assert_array_equal(rgb, np.repeat(x[..., channel : channel + 1], 3, axis=-1))
-        assert not model.get_layer(name).trainable
-    # One trunk, shared by both patches, whose feature maps (stride 8) are compared.
-    backbones = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    assert len(backbones) == 1
-    assert model.get_layer("feature_maps").output.shape[1:3] == (4, 4)
-    model.save(tmp_path / "twin.keras")
-    restored = keras.saving.load_model(tmp_path / "twin.keras", safe_mode=True)
+    # The frozen 1x1 mixer makes the pair one RGB image: A, B and their mean.
+    rgb = keras.ops.convert_to_numpy(model.get_layer("pair_rgb")(x))
+    np.testing.assert_allclose(rgb, np.stack([x[..., 0], x[..., 1], x.mean(axis=-1)], axis=-1), atol=1e-6)
+    assert not model.get_layer("pair_rgb").trainable
+    # The trunk: MobileNetV2 to stride 4, its BatchNorm frozen (inference mode).
+    (trunk,) = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    assert trunk.output.shape[1:3] == (8, 8)
+    norms = [layer for layer in trunk.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.trainable for layer in norms)
+    # The untrained model is the identity: its output layer starts at zero.
+    np.testing.assert_array_equal(model.predict(x, verbose=0), 0.0)
+    model.save(tmp_path / "mobilenet.keras")
+    restored = keras.saving.load_model(tmp_path / "mobilenet.keras", safe_mode=True)
     np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
 
 

@@ -165,9 +165,10 @@ def test_classification_refuses_bins_no_target_reaches():
     with pytest.raises(ValueError, match="bins=21 with rho=8: 4 bins .* at most 17 bins"):
         get_preset("smoke", kind="classification", bins=21)
     # Targets of 128 px pairs resized to 64 are half-pixels: rho 16 there reaches 33 bins.
-    assert get_preset("smoke", kind="classification", input_size=64, patch_size=128, rho=16, bins=33).bins == 33
+    big = {"image_size": (320, 240), "input_size": 64, "patch_size": 128, "rho": 16}
+    assert get_preset("smoke", kind="classification", bins=33, **big).bins == 33
     with pytest.raises(ValueError, match="at most 65 bins"):
-        get_preset("smoke", kind="classification", input_size=64, patch_size=128, rho=16, bins=66)
+        get_preset("smoke", kind="classification", bins=66, **big)
 
 
 def test_mixed_precision_is_scoped_to_the_run(tmp_path):
