@@ -173,7 +173,7 @@ def _build_paper(kind, input_size=128, width=1.0, dense_units=None, dropout=True
 
 
 MOBILENET_CUT = "block_3_expand_relu"
-"""The MobileNetV2 layer whose (stride 4) feature maps the transfer model compares."""
+"""The MobileNetV2 layer (stride 4) where the transfer model's trunk ends and its head begins."""
 
 
 class WeightsUnavailable(RuntimeError):

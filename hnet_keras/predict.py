@@ -22,7 +22,7 @@ from .geometry import mean_corner_error, offsets_to_homography
 from .images import embedded_photo_paths
 from .models import outputs_to_offsets
 from .refine import MIN_TEXTURE, align_images, image_texture
-from .synthesis import TRAIN_PROTOCOL, load_prepared_images, normalize_images, resize_image, resize_pairs, sample_pairs
+from .synthesis import TRAIN_PROTOCOL, load_prepared_images, normalize_images, resize_image, resize_pairs, synthesize_pairs
 
 __all__ = [
     "model_input_size",
@@ -133,7 +133,7 @@ def held_out_error(model, preset, images=None, count=256, seed=1, decode="expect
     """
     config = preset.synthesis
     prepared, _ = load_prepared_images(embedded_photo_paths("test") if images is None else images, config)
-    pairs, offsets = sample_pairs(prepared, np.arange(count) % len(prepared), np.random.default_rng(seed), config)
+    pairs, offsets = synthesize_pairs(count, config=config, seed=seed, prepared=prepared)
     predicted = predict_offsets(model, pairs, rho=preset.rho, decode=decode)
     scale = REPORT_PATCH / config.patch_size
     return HeldOutError(

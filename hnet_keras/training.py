@@ -183,8 +183,8 @@ PRESETS = {
     "compact": Preset(name="compact", image_size=(160, 120), input_size=64, rho=16, width=0.25, dropout=False,
                       batch_size=32, iterations=24_000, steps_per_epoch=500, optimizer="adam",
                       learning_rate=0.001, lr_drop_every=18_000, validation_batches=8),
-    # The notebooks' default: quarter-scale pairs (32 px, rho 8) that a laptop CPU
-    # trains past the identity baseline in about a minute.
+    # Quarter-scale pairs (32 px, rho 8) for a quick CPU run; the notebooks' live runs
+    # (hnet_keras.experiments) start from it.
     "tiny": Preset(name="tiny", image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False,
                    iterations=1000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
                    lr_drop_every=None, validation_batches=4, bins=17),
