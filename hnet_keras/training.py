@@ -35,7 +35,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 from tqdm.keras import TqdmCallback
 
 from .arguments import positive_float, positive_int
@@ -437,8 +437,9 @@ def _read_resume_point(folder, preset):
 
 
 def _progress_bar():
-    """tqdm's Keras callback: one bar over the epochs, one over each epoch's steps."""
-    return TqdmCallback(verbose=1, tqdm_class=tqdm, ncols=100, mininterval=1.0)
+    """tqdm's Keras callback: one bar over the epochs, one over each epoch's steps (widgets in
+    a notebook, text in a terminal)."""
+    return TqdmCallback(verbose=1, tqdm_class=tqdm, mininterval=1.0)
 
 
 def train(

@@ -180,6 +180,16 @@ def test_mixed_precision_is_scoped_to_the_run(tmp_path):
     assert np.isfinite(result.history[-1]["loss"])
 
 
+def test_progress_bar_counts_the_epochs_and_shows_the_running_metrics(tmp_path, capsys):
+    # Outside a notebook tqdm.auto draws text bars on stderr (in a notebook, widgets).
+    result = train("smoke", checkpoint_dir=tmp_path, iterations=10, steps_per_epoch=5, validation_data=False,
+                   verbose=0, progress=True)
+    bars = capsys.readouterr().err
+    assert len(result.history) == 2
+    assert "2/2" in bars and "epoch" in bars
+    assert "mace=" in bars and "loss=" in bars
+
+
 def test_train_command(tmp_path, capsys):
     parser = build_parser()
     train_parser = parser._subparsers._group_actions[0].choices["train"]
