@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from .geometry import homography_to_offsets
-from .refine import ECCSettings, RefinementFailed, _ecc_coarse_to_fine
+from .refine import ECCSettings, RefinementFailed, ecc_coarse_to_fine
 
 __all__ = [
     "Estimate",
@@ -363,6 +363,6 @@ class ECCMethod(Method):
     def homography(self, image_a, image_b):
         # template A, input B: B(W x) ~ A(x), so W is H_ab (see the module docstring)
         try:
-            return _ecc_coarse_to_fine(image_a, image_b, np.eye(3), ECC_SETTINGS)
+            return ecc_coarse_to_fine(image_a, image_b, np.eye(3), ECC_SETTINGS)
         except RefinementFailed as failure:
             raise EstimationFailed(failure.reason) from failure

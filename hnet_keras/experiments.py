@@ -31,10 +31,11 @@ import keras
 from .arguments import output_file, positive_int
 from .evaluation import evaluate, load_test_set
 from .fileio import atomic_write_json
-from .images import list_images, require_split_parts, split_images
+from .images import embedded_photo_paths, list_images, require_split_parts, split_images
 from .plots import plot_experiment, save_figure
 from .models import WeightsUnavailable
 from .predict import REPORT_PATCH, held_out_error
+from .synthesis import load_prepared_images
 from .training import get_preset, train
 
 __all__ = [
@@ -154,12 +155,18 @@ class HeldOutCurve(keras.callbacks.Callback):
     """Adds the held-out MACE (px at 128) and the epoch's seconds to the logs of every epoch.
 
     It runs before the run's checkpoint callback, so both land in the run's saved history.
+    The held-out photos are read once: every evaluation scores the same pairs.
     """
 
     def __init__(self, preset, images, pairs, seed):
         super().__init__()
-        self.preset, self.images, self.pairs, self.seed = preset, images, pairs, seed
+        self.preset, self.pairs, self.seed = preset, pairs, seed
+        self.prepared, _ = load_prepared_images(images, preset.synthesis)
         self.last = None  # the last epoch's HeldOutError: the run's final score
+
+    def score(self, model):
+        """``model``'s :class:`~hnet_keras.predict.HeldOutError` on the run's held-out pairs."""
+        return held_out_error(model, self.preset, count=self.pairs, seed=self.seed, prepared=self.prepared)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -168,7 +175,7 @@ class HeldOutCurve(keras.callbacks.Callback):
         if logs is None:
             return
         seconds = time.perf_counter() - self.started
-        error = self.last = held_out_error(self.model, self.preset, self.images, count=self.pairs, seed=self.seed)
+        error = self.last = self.score(self.model)
         logs.update(held_out_mace=error.network, identity_mace=error.identity, seconds=seconds)
 
 
@@ -230,7 +237,7 @@ class ExperimentResult:
 def _images(images):
     """Training and held-out images: a folder's train and test splits, or the embedded photos'."""
     if images is None:
-        return None, None, "embedded photos"
+        return None, embedded_photo_paths("test"), "embedded photos"
     parts = split_images(list_images(images))
     require_split_parts(images, parts, ("train", "test"))
     return parts["train"], parts["test"], f"{images}, test split"
@@ -274,7 +281,7 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
             continue
         rows = [row for row in trained.history if "held_out_mace" in row]
         # A run found finished (resumed) trained no epoch here: score it once.
-        final = curve.last or held_out_error(trained.model, run.preset, test_images, count=pairs, seed=seed + 1)
+        final = curve.last or curve.score(trained.model)
         result.photos = final.photos
         result.models[run.name] = trained.model
         result.runs[run.name] = {

@@ -287,12 +287,11 @@ def plot_training_curves(history, figsize=None):
 
 
 def _experiment(source):
-    """An experiment's fields from an :class:`~hnet_keras.experiments.ExperimentResult` or its JSON file."""
+    """``runs`` and ``budget`` of an :class:`~hnet_keras.experiments.ExperimentResult` or of its JSON file."""
     if isinstance(source, (str, Path)):
         with open(source, encoding="utf-8") as file:
             return json.load(file)
-    return {"runs": source.runs, "budget": source.budget, "experiment": source.experiment,
-            "hardware": source.hardware}
+    return {"runs": source.runs, "budget": source.budget}
 
 
 def plot_experiment(*sources, figsize=None):

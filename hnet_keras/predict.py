@@ -116,7 +116,7 @@ class HeldOutError:
         )
 
 
-def held_out_error(model, preset, images=None, count=256, seed=1, decode="expectation"):
+def held_out_error(model, preset, images=None, count=256, seed=1, decode="expectation", prepared=None):
     """Score a trained model against the identity on pairs from photos it never saw.
 
     Args:
@@ -127,12 +127,16 @@ def held_out_error(model, preset, images=None, count=256, seed=1, decode="expect
             ``"test"`` split, which training never reads.
         count: pairs; ``seed``: their seed.
         decode: a classification model's decoding (:func:`predict_offsets`).
+        prepared: the held-out images already read and prepared for ``preset.synthesis``
+            (:func:`~hnet_keras.synthesis.load_prepared_images`), instead of ``images``: for
+            scoring many times on the same pairs without reading the photos each time.
 
     Returns:
         A :class:`HeldOutError`, in pixels of a 128 px patch.
     """
     config = preset.synthesis
-    prepared, _ = load_prepared_images(embedded_photo_paths("test") if images is None else images, config)
+    if prepared is None:
+        prepared, _ = load_prepared_images(embedded_photo_paths("test") if images is None else images, config)
     pairs, offsets = synthesize_pairs(count, config=config, seed=seed, prepared=prepared)
     predicted = predict_offsets(model, pairs, rho=preset.rho, decode=decode)
     scale = REPORT_PATCH / config.patch_size

@@ -23,8 +23,8 @@ import numpy as np
 
 from .geometry import patch_corners, warp_points
 
-__all__ = ["ECCSettings", "RefinementFailed", "refine_homography", "image_texture", "MIN_TEXTURE", "alignment_score",
-           "align_images"]
+__all__ = ["ECCSettings", "RefinementFailed", "ecc_coarse_to_fine", "refine_homography", "image_texture", "MIN_TEXTURE",
+           "alignment_score", "align_images"]
 
 MIN_TEXTURE = 1.0
 """Mean gradient magnitude (gray levels per pixel) under which an image is too flat to align."""
@@ -86,11 +86,17 @@ def _scaled(homography, factor):
     return scale @ homography @ np.diag([1.0 / factor, 1.0 / factor, 1.0])
 
 
-def _ecc_coarse_to_fine(image_a, image_b, start, settings):
+def ecc_coarse_to_fine(image_a, image_b, start, settings):
     """ECC's ``H_ab`` (scaled so ``H[2, 2] = 1``) from ``start``, on a pyramid of ``settings.levels``.
 
     Shared with :class:`hnet_keras.baselines.ECCMethod`, which starts from the identity on
     whole images of different sizes, so the images need not match (A's size sets the levels).
+    :func:`refine_homography` adds its checks of the inputs and of the result's move.
+
+    Args:
+        image_a, image_b: (H, W) uint8 grayscale images.
+        start: (3, 3) float64 starting ``H_ab`` at full size, ``H[2, 2] = 1``.
+        settings: an :class:`ECCSettings`.
 
     Raises:
         RefinementFailed: ECC did not converge or gave a non-finite homography.
@@ -137,7 +143,7 @@ def refine_homography(image_a, image_b, h_ab, settings=ECCSettings()):
         raise ValueError(f"two grayscale images of one size are needed, got {image_a.shape} and {image_b.shape}")
     start = np.asarray(h_ab, np.float64)
     start = start / start[2, 2]
-    warp = _ecc_coarse_to_fine(image_a, image_b, start, settings)
+    warp = ecc_coarse_to_fine(image_a, image_b, start, settings)
     height, width = image_a.shape
     corners = patch_corners((width, height))
     try:

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from hnet_keras import experiments
 from hnet_keras.cli import main
 from hnet_keras.experiments import BUDGETS, EXPERIMENTS, ExperimentResult, experiment_runs, run_experiment
 from hnet_keras.geometry import mean_corner_error
@@ -17,7 +18,7 @@ from hnet_keras.images import embedded_photo_paths
 from hnet_keras.models import unreachable_bins
 from hnet_keras.plots import plot_experiment
 from hnet_keras.predict import held_out_error
-from hnet_keras.synthesis import synthesize_pairs
+from hnet_keras.synthesis import load_prepared_images, synthesize_pairs
 from hnet_keras.training import get_preset
 
 
@@ -71,10 +72,17 @@ def test_paper_settings_are_the_papers_recipe():
     assert [run.preset.rho for run in experiment_runs("rho", "live")] == [5, 8, 10]
 
 
-def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path):
+def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path, monkeypatch):
+    reads = []
+    def counted(*args, **kwargs):
+        reads.append(args)
+        return load_prepared_images(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "load_prepared_images", counted)
     result = run_experiment("regression", "live", folder=tmp_path / "runs", steps=16, pairs=8, progress=False)
     run = result.runs["regression"]
     assert run["steps"] == [2, 4, 6, 8, 10, 12, 14, 16] and len(run["mace"]) == 8
+    assert len(reads) == 1  # the held-out photos are read once, not at each of the 8 evaluations
     assert run["identity"] > 0 and run["final"] == pytest.approx(run["mace"][-1], abs=1e-3)
     assert run["ratio"] == pytest.approx(run["final"] / run["identity"], abs=1e-3)
     assert run["seconds"] > 0 and run["input_size"] == 32

@@ -90,7 +90,5 @@ def test_synthesize_pairs_is_deterministic():
 
 
 def test_a_limit_that_leaves_no_pairs_is_refused_naming_it(archives):
-    from hnet_keras.archive import ArchiveError
-
     with pytest.raises(ArchiveError, match="limit 0 leaves no pairs"):
         ArchiveDataset(archives, batch_size=4, rho=32, limit=0)
