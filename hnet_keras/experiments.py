@@ -12,7 +12,8 @@ One definition serves three budgets (:data:`BUDGETS`):
 
 Every run's held-out MACE is measured during training (a callback, saved in the run's
 history, so a resumed run keeps its curve) on pairs synthesized from photos training
-never reads, and reported in pixels of a 128 px patch (:class:`hnet_keras.predict.HeldOutError`).
+never reads, and reported in pixels of a 128 px patch (:class:`hnet_keras.predict.HeldOutError`),
+beside the classical methods (:data:`BASELINE_METHODS`) on the same pairs.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from .images import embedded_photo_paths, list_images, require_split_parts, spli
 from .plots import plot_experiment, save_figure
 from .models import WeightsUnavailable
 from .predict import REPORT_PATCH, held_out_error
-from .synthesis import load_prepared_images
+from .synthesis import load_prepared_images, synthesize_pairs
 from .training import get_preset, train
 
 __all__ = [
     "BUDGETS",
     "EXPERIMENTS",
+    "BASELINE_METHODS",
     "Run",
     "ExperimentResult",
     "experiment_runs",
@@ -53,6 +55,9 @@ BUDGETS = ("live", "full", "paper")
 
 EXPERIMENTS = ("regression", "classification", "rho", "ablation", "transfer", "iterative")
 """The experiments of notebooks 03, 05, 06, 07, 08 and 11, in that order."""
+
+BASELINE_METHODS = ("sift_ransac", "orb_ransac", "ecc")
+"""The classical methods every run is compared with, on its own held-out pairs."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,18 @@ class HeldOutCurve(keras.callbacks.Callback):
         """``model``'s :class:`~hnet_keras.predict.HeldOutError` on the run's held-out pairs."""
         return held_out_error(model, self.preset, count=self.pairs, seed=self.seed, prepared=self.prepared)
 
+    def score_baselines(self, methods=BASELINE_METHODS):
+        """Per classical method, its ``mace`` (px at 128) and ``failure_rate`` on the same pairs.
+
+        A failure counts as the identity's error, as in :func:`hnet_keras.evaluation.evaluate`.
+        """
+        config = self.preset.synthesis
+        pairs, offsets = synthesize_pairs(self.pairs, config=config, seed=self.seed, prepared=self.prepared)
+        scale = REPORT_PATCH / config.patch_size
+        scores = evaluate(pairs, offsets, list(methods), progress=False).summary()
+        return {name: {"label": s["label"], "mace": round(s["mace"] * scale, 3),
+                       "failure_rate": round(s["failure_rate"], 3)} for name, s in scores.items()}
+
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
@@ -185,8 +202,10 @@ class ExperimentResult:
 
     ``runs`` maps a run's name to a dict with ``steps``, ``mace`` (held-out MACE, px at
     128, after each evaluation), ``identity``, ``final``, ``ratio`` (final / identity),
-    ``seconds`` (training time) and ``input_size``. ``skipped`` maps a run that could not
-    start (pre-trained weights that could not be downloaded) to the reason. Saved and read as JSON.
+    ``seconds`` (training time), ``input_size`` and ``baselines`` (the classical methods of
+    :data:`BASELINE_METHODS` on the same pairs: ``label``, ``mace``, ``failure_rate``).
+    ``skipped`` maps a run that could not start (pre-trained weights that could not be
+    downloaded) to the reason. Saved and read as JSON.
     """
 
     experiment: str
@@ -209,6 +228,20 @@ class ExperimentResult:
                 f"(x{run['ratio']:.2f}) after {run['steps'][-1]:,} steps"
             )
         lines.extend(f"{name}: not run: {reason.split(';')[0]}" for name, reason in self.skipped.items())
+        return "\n".join(lines)
+
+    def compare(self):
+        """The classical methods on the same held-out pairs, one line per set of pairs."""
+        groups = {}
+        for name, run in self.runs.items():
+            key = json.dumps(run["baselines"], sort_keys=True)
+            groups.setdefault(key, (run["baselines"], []))[1].append(name)
+        lines = []
+        for baselines, names in groups.values():
+            scores = ", ".join(f"{b['label']} {b['mace']:.1f} px ({100 * b['failure_rate']:.0f}% failed)"
+                               for b in baselines.values())
+            where = "the same pairs" if len(groups) == 1 else f"the pairs of {', '.join(names)}"
+            lines.append(f"classical methods on {where} (a failure counts as the identity): {scores}")
         return "\n".join(lines)
 
     def describe(self):
@@ -267,6 +300,7 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
     """
     train_images, test_images, source = _images(images)
     result = ExperimentResult(experiment, budget, pairs=pairs, hardware=hardware(), source=source)
+    baselines = {}  # by the runs' pair recipe: runs on the same pairs share their classical scores
     for index, run in enumerate(experiment_runs(experiment, budget, steps)):
         curve = HeldOutCurve(run.preset, test_images, pairs, seed + 1)
         try:
@@ -283,6 +317,8 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
         # A run found finished (resumed) trained no epoch here: score it once.
         final = curve.last or curve.score(trained.model)
         result.photos = final.photos
+        if run.preset.synthesis not in baselines:
+            baselines[run.preset.synthesis] = curve.score_baselines()
         result.models[run.name] = trained.model
         result.runs[run.name] = {
             "steps": [int(row["iterations"]) for row in rows],
@@ -292,6 +328,7 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
             "ratio": round(final.ratio, 3),
             "seconds": round(float(sum(row["seconds"] for row in rows)), 1),
             "input_size": final.input_size,
+            "baselines": baselines[run.preset.synthesis],
         }
         if budget == "paper":
             test_set = load_test_set(images=test_images, protocol="paper", seed=seed + 2, count=protocol_pairs)

@@ -12,7 +12,8 @@ import pytest
 
 from hnet_keras import experiments
 from hnet_keras.cli import main
-from hnet_keras.experiments import BUDGETS, EXPERIMENTS, ExperimentResult, experiment_runs, run_experiment
+from hnet_keras.evaluation import evaluate
+from hnet_keras.experiments import BASELINE_METHODS, BUDGETS, EXPERIMENTS, ExperimentResult, experiment_runs, run_experiment
 from hnet_keras.geometry import mean_corner_error
 from hnet_keras.images import embedded_photo_paths
 from hnet_keras.models import unreachable_bins
@@ -90,6 +91,16 @@ def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path, monkeypatch)
     assert result.describe().startswith("8 held-out pairs from 4 photos (embedded photos)")
     assert "CPU" in result.timing() and result.timing().startswith("1 run(s), ")
     assert result.summary().startswith("regression: held-out MACE ")
+    # The classical methods, scored on the same held-out pairs, in px at 128.
+    pairs, offsets = synthesize_pairs(8, embedded_photo_paths("test"), get_preset("tiny").synthesis, seed=1)
+    expected = evaluate(pairs, offsets, list(BASELINE_METHODS), progress=False).summary()
+    assert list(run["baselines"]) == list(BASELINE_METHODS)
+    for name, scores in run["baselines"].items():
+        assert scores["mace"] == pytest.approx(4 * expected[name]["mace"], abs=1e-3)
+        assert scores["failure_rate"] == pytest.approx(expected[name]["failure_rate"], abs=1e-3)
+    ecc = run["baselines"]["ecc"]
+    assert f"{ecc['label']} {ecc['mace']:.1f} px" in result.compare()
+    assert result.compare().startswith("classical methods on the same pairs (a failure counts as the identity): ")
 
     path = result.save(tmp_path / "result.json")
     assert ExperimentResult.load(path) == result
