@@ -23,9 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hnet_keras.generate import generate_dataset  # noqa: E402
-from hnet_keras.images import embedded_photo_paths, read_grayscale  # noqa: E402
-from hnet_keras.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair  # noqa: E402
+from hnet_keras.data.generate import generate_dataset  # noqa: E402
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale  # noqa: E402
+from hnet_keras.data.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair  # noqa: E402
 
 
 def warp_rate(prepared, warp, pairs):
@@ -65,7 +65,7 @@ def main():
             print(f"generator, {workers} worker(s): {summary.pairs_per_second:.0f} pairs/s "
                   f"({summary.pairs_written} pairs)")
 
-        from hnet_keras.loaders import ArchiveDataset
+        from hnet_keras.data.loaders import ArchiveDataset
 
         archive_pairs = max(64, int(1024 * scale))
         dataset_dir = scratch / "loader"

@@ -15,7 +15,7 @@ Candidates:
 * ``regression``: the paper's network at a quarter width (the ``compact`` recipe:
   Adam 1e-3, no dropout);
 * ``mobilenet``: a twin MobileNetV2 (alpha 0.35) regressor, from scratch, Adam 1e-3;
-* ``iterative``: the iterative correlation model (:mod:`hnet_keras.iterative`),
+* ``iterative``: the iterative correlation model (:mod:`hnet_keras.nets.iterative`),
   AdamW with a short warm-up, sequence loss.
 
 Human-readable lines go to stderr; the last line of stdout is one JSON object.
@@ -36,10 +36,10 @@ import numpy as np  # noqa: E402
 
 import hnet_keras  # noqa: E402
 from hnet_keras.geometry import corner_errors  # noqa: E402
-from hnet_keras.images import embedded_photo_paths, list_images, split_images  # noqa: E402
-from hnet_keras.losses import euclidean_l2, sequence_l1  # noqa: E402
-from hnet_keras.models import outputs_to_offsets  # noqa: E402
-from hnet_keras.synthesis import TRAIN_PROTOCOL, normalize_images, resize_pairs  # noqa: E402
+from hnet_keras.data.images import embedded_photo_paths, list_images, split_images  # noqa: E402
+from hnet_keras.nets.losses import euclidean_l2, sequence_l1  # noqa: E402
+from hnet_keras.nets.targets import outputs_to_offsets  # noqa: E402
+from hnet_keras.data.synthesis import TRAIN_PROTOCOL, normalize_images, resize_pairs  # noqa: E402
 
 INPUT_SIZE, BATCH, SEED = 64, 32, 0
 RHO = TRAIN_PROTOCOL.rho * INPUT_SIZE / TRAIN_PROTOCOL.patch_size  # 16: rho at the model's scale

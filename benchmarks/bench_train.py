@@ -26,13 +26,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hnet_keras.generate import generate_dataset  # noqa: E402
-from hnet_keras.images import embedded_photo_paths  # noqa: E402
-from hnet_keras.loaders import ArchiveDataset, OnTheFlyDataset  # noqa: E402
-from hnet_keras.synthesis import load_prepared_images  # noqa: E402
-from hnet_keras.models import build_model  # noqa: E402
-from hnet_keras.synthesis import TRAIN_PROTOCOL  # noqa: E402
-from hnet_keras.training import PRESETS, compile_model  # noqa: E402
+from hnet_keras.data.generate import generate_dataset  # noqa: E402
+from hnet_keras.data.images import embedded_photo_paths  # noqa: E402
+from hnet_keras.data.loaders import ArchiveDataset, OnTheFlyDataset  # noqa: E402
+from hnet_keras.data.synthesis import load_prepared_images  # noqa: E402
+from hnet_keras.nets.models import build_model  # noqa: E402
+from hnet_keras.data.synthesis import TRAIN_PROTOCOL  # noqa: E402
+from hnet_keras.training.presets import PRESETS  # noqa: E402
+from hnet_keras.training.run import compile_model  # noqa: E402
 
 REQUIRED_RATIO = 20
 

@@ -5,9 +5,9 @@
 Each pair is a photo scaled to 640x480 and the same photo warped by a random homography
 that moves every image corner by up to 20% of the image's width and height (parts from
 outside are black), with an independent photometric change of the second image
-(:data:`hnet_keras.augment.DEFAULT_AUGMENTATION`, every change applied). Photos come from
+(:data:`hnet_keras.data.augment.DEFAULT_AUGMENTATION`, every change applied). Photos come from
 the test part of FOLDER (never seen in training) or from the embedded test photos.
-Methods see the whole images (:func:`hnet_keras.real_pairs.evaluate_real_pairs`); the
+Methods see the whole images (:func:`hnet_keras.scoring.real_pairs.evaluate_real_pairs`); the
 score is the HPatches homography accuracy (share of pairs whose 4 image corners land
 within 1, 3, 5 px). Human-readable lines go to stderr; the last line of stdout is one
 JSON object.
@@ -26,10 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cv2  # noqa: E402
 
-from hnet_keras.augment import DEFAULT_AUGMENTATION  # noqa: E402
-from hnet_keras.checkpoint import load_pretrained  # noqa: E402
-from hnet_keras.images import embedded_photo_paths, list_images, read_grayscale, split_images  # noqa: E402
-from hnet_keras.real_pairs import evaluate_real_pairs, load_real_pairs, write_hpatches_sequence  # noqa: E402
+from hnet_keras.data.augment import DEFAULT_AUGMENTATION  # noqa: E402
+from hnet_keras.nets.checkpoint import load_pretrained  # noqa: E402
+from hnet_keras.data.images import embedded_photo_paths, list_images, read_grayscale, split_images  # noqa: E402
+from hnet_keras.scoring.real_pairs import evaluate_real_pairs, load_real_pairs, write_hpatches_sequence  # noqa: E402
 
 SIZE, MAX_SHIFT = (640, 480), 0.2
 

@@ -12,7 +12,7 @@ One definition serves three budgets (:data:`BUDGETS`):
 
 Every run's held-out MACE is measured during training (a callback, saved in the run's
 history, so a resumed run keeps its curve) on pairs synthesized from photos training
-never reads, and reported in pixels of a 128 px patch (:class:`hnet_keras.predict.HeldOutError`),
+never reads, and reported in pixels of a 128 px patch (:class:`hnet_keras.estimators.predict.HeldOutError`),
 beside the classical methods (:data:`BASELINE_METHODS`) on the same pairs.
 """
 
@@ -25,19 +25,22 @@ import platform
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import keras
 
-from .arguments import output_file, positive_int
-from .evaluation import evaluate, load_test_set
+from .data.images import (
+    embedded_photo_paths,
+    list_images,
+    require_split_parts,
+    split_images,
+)
+from .data.synthesis import REPORT_PATCH, load_prepared_images, synthesize_pairs
+from .estimators.predict import held_out_error
 from .fileio import atomic_write_json
-from .images import embedded_photo_paths, list_images, require_split_parts, split_images
-from .plots import plot_experiment, save_figure
-from .models import WeightsUnavailable
-from .predict import REPORT_PATCH, held_out_error
-from .synthesis import load_prepared_images, synthesize_pairs
-from .training import get_preset, train
+from .nets.models import WeightsUnavailable
+from .scoring.evaluation import evaluate, load_test_set
+from .training.presets import BUDGETS, EXPERIMENTS, Run, experiment_runs
+from .training.run import train
 
 __all__ = [
     "BUDGETS",
@@ -48,95 +51,10 @@ __all__ = [
     "experiment_runs",
     "run_experiment",
     "hardware",
-    "register_commands",
 ]
-
-BUDGETS = ("live", "full", "paper")
-
-EXPERIMENTS = ("regression", "classification", "rho", "ablation", "transfer", "iterative")
-"""The experiments of notebooks 03, 05, 06, 07, 08 and 11, in that order."""
 
 BASELINE_METHODS = ("sift_ransac", "orb_ransac", "ecc")
 """The classical methods every run is compared with, on its own held-out pairs."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One training run of an experiment: a label and its recipe (a :class:`~hnet_keras.training.Preset`)."""
-
-    name: str
-    preset: object
-
-
-# The live recipe: 32 px patches of photos scaled to 96x72 (a quarter of the paper's
-# 128 px and 320x240), AdamW with a short warm-up and cosine decay.
-_LIVE = dict(image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False, batch_size=64,
-             standardize=True, optimizer="adamw", learning_rate=2e-3, warmup_steps=100, lr_drop_every=None)
-# What a paper run keeps of an experiment's changes: the model and rho, not the CPU sizes
-# (nor the live classification's 17 bins: the paper's 21 reach every bin at rho 32).
-_PAPER_FIELDS = ("kind", "dropout", "batchnorm", "weights", "rho")
-
-
-def _recipe(budget, live_steps, full_steps, **fields):
-    """The preset of one run at a budget; ``fields`` change the model (kind, dropout, rho...).
-
-    ``paper`` is the "paper" preset (SGD, momentum 0.9, lr 0.005 divided by 10 every
-    30,000 iterations, 90,000 iterations of 64 pairs, 128 px patches, rho 32, 21 bins).
-    """
-    if budget == "paper":
-        return get_preset("paper", **{key: value for key, value in fields.items() if key in _PAPER_FIELDS})
-    steps = live_steps if budget == "live" else full_steps
-    return get_preset("tiny", **{**_LIVE, "iterations": steps, "steps_per_epoch": max(1, steps // 8), **fields})
-
-
-def _rho_fields(rho_at_128, budget):
-    """rho given at 128 px, scaled to the run's patch; the image is grown to keep the margins."""
-    if budget == "paper":
-        return {"rho": rho_at_128}
-    rho = int(round(rho_at_128 * _LIVE["input_size"] / REPORT_PATCH))
-    side = max(_LIVE["image_size"][1], _LIVE["input_size"] + 2 * rho)
-    return {"rho": rho, "image_size": (side * 4 // 3, side)}
-
-
-def experiment_runs(experiment, budget="live", steps=None):
-    """The runs of an experiment at a budget, as a list of :class:`Run`.
-
-    Args:
-        experiment: one of :data:`EXPERIMENTS`.
-        budget: one of :data:`BUDGETS`.
-        steps: training steps of every run instead of the budget's.
-    """
-    if experiment not in EXPERIMENTS:
-        raise ValueError(f"experiment must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
-    def recipe(live, full, **fields):
-        preset = _recipe(budget, live, full, **fields)
-        if steps is None:
-            return preset
-        return get_preset(preset, iterations=steps, steps_per_epoch=max(1, min(preset.steps_per_epoch, steps // 8)))
-
-    if experiment == "regression":
-        return [Run("regression", recipe(1000, 4000))]
-    if experiment == "classification":
-        return [Run("classification", recipe(1600, 4000, kind="classification", bins=17))]
-    if experiment == "rho":
-        return [Run(f"rho {rho}", recipe(720, 2500, **_rho_fields(rho, budget))) for rho in (20, 32, 40)]
-    if experiment == "ablation":
-        return [
-            Run(f"dropout {'on' if dropout else 'off'}, batchnorm {'on' if batchnorm else 'off'}",
-                recipe(800, 2500, dropout=dropout, batchnorm=batchnorm))
-            for dropout in (True, False) for batchnorm in (True, False)
-        ]
-    if experiment == "transfer":
-        return [
-            Run("MobileNetV2, ImageNet weights", recipe(800, 2500, kind="mobilenet", width=0.35, weights="imagenet")),
-            Run("MobileNetV2, from scratch", recipe(800, 2500, kind="mobilenet", width=0.35)),
-            Run("paper trunk, from scratch", recipe(800, 2500)),
-        ]
-    if budget == "paper":
-        return [Run("iterative", get_preset("iterative", **({} if steps is None else {"iterations": steps})))]
-    return [Run("iterative", recipe(600, 2500, kind="iterative", batch_size=32, refinements=4))]
 
 
 def hardware():
@@ -170,13 +88,13 @@ class HeldOutCurve(keras.callbacks.Callback):
         self.last = None  # the last epoch's HeldOutError: the run's final score
 
     def score(self, model):
-        """``model``'s :class:`~hnet_keras.predict.HeldOutError` on the run's held-out pairs."""
+        """``model``'s :class:`~hnet_keras.estimators.predict.HeldOutError` on the run's held-out pairs."""
         return held_out_error(model, self.preset, count=self.pairs, seed=self.seed, prepared=self.prepared)
 
     def score_baselines(self, methods=BASELINE_METHODS):
         """Per classical method, its ``mace`` (px at 128) and ``failure_rate`` on the same pairs.
 
-        A failure counts as the identity's error, as in :func:`hnet_keras.evaluation.evaluate`.
+        A failure counts as the identity's error, as in :func:`hnet_keras.scoring.evaluation.evaluate`.
         """
         config = self.preset.synthesis
         pairs, offsets = synthesize_pairs(self.pairs, config=config, seed=self.seed, prepared=self.prepared)
@@ -284,7 +202,7 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
         experiment: one of :data:`EXPERIMENTS`; ``budget``: one of :data:`BUDGETS`.
         folder: where the runs' checkpoints go (a run folder each).
         images: a folder of photos: training uses its ``train`` split, scoring its
-            ``test`` split (:func:`hnet_keras.images.split_images`); default the embedded photos.
+            ``test`` split (:func:`hnet_keras.data.images.split_images`); default the embedded photos.
         data: a folder of archives to train on instead of on-the-fly pairs (the paper budget).
         steps: training steps of every run instead of the budget's.
         pairs: held-out pairs per evaluation; ``seed``: seeds training and those pairs.
@@ -336,41 +254,3 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
                               progress=progress).summary()
             result.runs[run.name]["paper_protocol"] = {name: round(s["mace"], 3) for name, s in scores.items()}
     return result
-
-
-# The command line.
-
-
-def register_commands(subparsers):
-    """``experiment``."""
-    parser = subparsers.add_parser(
-        "experiment",
-        help="run a notebook's experiment (live, full-length or the paper's) and save its JSON and figure",
-        description="Train every run of an experiment, scoring each on held-out pairs as it learns; "
-        "writes OUTPUT.json and OUTPUT.png. Runs resume from their checkpoints.",
-    )
-    parser.add_argument("name", choices=EXPERIMENTS, help="the experiment (notebooks 03, 05, 06, 07, 08, 11)")
-    parser.add_argument("--budget", default="full", choices=BUDGETS, help="how long the runs train")
-    parser.add_argument("--images", default=None,
-                        help="folder of photos: trains on its train split, scores on its test split "
-                        "(default: the embedded photos)")
-    parser.add_argument("--data", default=None, help="folder of training archives (the paper budget: MS-COCO's)")
-    parser.add_argument("--checkpoints", default="runs/experiments", help="folder of the run folders")
-    parser.add_argument("--output", type=output_file, required=True, help="OUTPUT.json and OUTPUT.png are written")
-    parser.add_argument("--steps", type=positive_int, default=None, help="training steps of every run (default: the budget's)")
-    parser.add_argument("--pairs", type=positive_int, default=256, help="held-out pairs per evaluation")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    parser.add_argument("--no-resume", action="store_true", help="start the runs over")
-    parser.set_defaults(func=_run_experiment)
-
-
-def _run_experiment(args):
-    result = run_experiment(args.name, args.budget, folder=Path(args.checkpoints) / args.budget, images=args.images,
-                            data=args.data, steps=args.steps, pairs=args.pairs, seed=args.seed, resume=not args.no_resume)
-    stem = Path(args.output).with_suffix("")
-    result.save(stem.with_suffix(".json"))
-    save_figure(plot_experiment(result), stem.with_suffix(".png"))
-    print(result.describe())
-    print(result.timing())
-    print(result.summary())
-    return 0

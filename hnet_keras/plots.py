@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from .fileio import replacing
 from .geometry import offsets_to_homography, patch_corners, warp_points
-from .history import read_history
+from .training.history import read_history
 
 __all__ = [
     "plot_pair",
@@ -133,8 +133,8 @@ def plot_synthesis_steps(image, pair, figsize=None):
     """The four steps of the recipe on one pair (notebook 01).
 
     Args:
-        image: the prepared (H, W) uint8 image (:func:`hnet_keras.synthesis.prepare_image`).
-        pair: the :class:`hnet_keras.synthesis.Pair` sampled from it.
+        image: the prepared (H, W) uint8 image (:func:`hnet_keras.data.synthesis.prepare_image`).
+        pair: the :class:`hnet_keras.data.synthesis.Pair` sampled from it.
 
     Returns:
         a Figure with 4 axes: the image with the square and the perturbed quadrilateral,
@@ -171,7 +171,7 @@ def plot_error_cdf(source, per="corner", max_error=None, figsize=None):
     """Cumulative distribution of the corner error, one line per method.
 
     Args:
-        source: an :class:`hnet_keras.evaluation.Evaluation`, or a dict
+        source: an :class:`hnet_keras.scoring.evaluation.Evaluation`, or a dict
             name -> (N, 4) corner errors (or any array of errors).
         per: ``"corner"`` (every corner error) or ``"pair"`` (each pair's mean corner error).
         max_error: right end of the x axis (default: the largest 99th percentile).
@@ -209,7 +209,7 @@ def plot_mace_bars(source, reference=None, figsize=None):
         source: an Evaluation, a dict name -> summary dict (with ``"mace"``), or a
             dict name -> MACE.
         reference: optional dict label -> MACE drawn as hatched grey bars (e.g.
-            :data:`hnet_keras.evaluation.PAPER_TABLE`).
+            :data:`hnet_keras.scoring.evaluation.PAPER_TABLE`).
 
     Returns:
         a Figure with 1 axes, one bar per method (plus one per reference value).
@@ -252,7 +252,7 @@ def plot_training_curves(history, figsize=None):
     The learning rate (``lr`` or ``learning_rate``) gets its own log-scale axes, last.
 
     Args:
-        history: anything :func:`hnet_keras.history.read_history` reads (a dict of lists, a Keras
+        history: anything :func:`hnet_keras.training.history.read_history` reads (a dict of lists, a Keras
             ``History``, a run's history, a CSV or JSON path, a run folder).
 
     Returns:
@@ -391,7 +391,7 @@ def plot_robustness(report, metric="mace", figsize=None):
     """MACE (or failure rate) against the perturbation level, one axes per perturbation.
 
     Args:
-        report: the dict from :func:`hnet_keras.robustness.robustness_sweep`.
+        report: the dict from :func:`hnet_keras.scoring.robustness.robustness_sweep`.
         metric: ``"mace"`` or ``"failure_rate"``.
 
     Returns:
@@ -425,7 +425,7 @@ def save_evaluation_figures(result, folder, examples=4):
     """Save an evaluation's error CDF, MACE bars and a few example pairs as PNGs; returns their paths.
 
     Args:
-        result: an :class:`hnet_keras.evaluation.Evaluation`; the examples need its pairs
+        result: an :class:`hnet_keras.scoring.evaluation.Evaluation`; the examples need its pairs
             and predictions (synthetic pairs) and show the network, else the best method.
     """
     folder = Path(folder)

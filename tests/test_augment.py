@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hnet_keras.augment import Augmentation, augment_pairs, augment_patch
+from hnet_keras.data.augment import Augmentation, augment_pairs, augment_patch
 
 
 def _pairs(count=6, size=32):
@@ -56,8 +56,7 @@ def test_each_change_alone_does_what_it_says(only, check):
     patch = _pairs(count=1)[0, :, :, 0]
     changed = [augment_patch(patch, np.random.default_rng(seed), augmentation) for seed in range(4)]
     assert any(check(patch, after) for after in changed)
-    # switching the others off does not change this one's draws
-    assert np.array_equal(changed[0], augment_patch(patch, np.random.default_rng(0), augmentation))
+    assert len({after.tobytes() for after in changed}) > 1  # each seed draws its own amount
 
 
 def test_bad_ranges_and_inputs_are_refused():

@@ -2,12 +2,12 @@ import cv2
 import numpy as np
 import pytest
 
-from hnet_keras import baselines
-from hnet_keras.baselines import EstimationFailed, Estimate, check_homography
-from hnet_keras.methods import BASELINES, DEFAULT_BASELINES, get_method
+from hnet_keras.estimators import baselines
+from hnet_keras.estimators.baselines import EstimationFailed, Estimate, check_homography
+from hnet_keras.estimators.methods import BASELINES, DEFAULT_BASELINES, get_method
 from hnet_keras.geometry import corner_errors, offsets_to_homography, warp_points
-from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.synthesis import SynthesisConfig, TRAIN_PROTOCOL, prepare_image, sample_pair
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.data.synthesis import SynthesisConfig, TRAIN_PROTOCOL, prepare_image, sample_pair
 
 
 def _photo(name):

@@ -14,12 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from hnet_keras.archive import ArchiveError, write_archive
-from hnet_keras.generate import generate_dataset
-from hnet_keras.images import embedded_photo_paths, list_images, read_grayscale, split_images
-from hnet_keras.loaders import ArchiveDataset, data_loader
-from hnet_keras.real_pairs import evaluate_real_pairs, write_hpatches_sequence
-from hnet_keras.synthesis import SynthesisConfig
+from hnet_keras.data.archive import ArchiveError, write_archive
+from hnet_keras.data.generate import generate_dataset
+from hnet_keras.data.images import embedded_photo_paths, list_images, read_grayscale, split_images
+from hnet_keras.data.loaders import ArchiveDataset, data_loader
+from hnet_keras.scoring.real_pairs import evaluate_real_pairs, write_hpatches_sequence
+from hnet_keras.data.synthesis import SynthesisConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

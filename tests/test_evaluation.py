@@ -5,12 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-from hnet_keras.archive import write_archive
+from hnet_keras.data.archive import write_archive
 from hnet_keras.cli import main
-from hnet_keras.evaluation import PAPER_TABLE, PROTOCOLS, evaluate, format_table, load_test_set
+from hnet_keras.scoring.evaluation import PAPER_TABLE, PROTOCOLS, evaluate, format_table, load_test_set
 from hnet_keras.fileio import atomic_write_text
 from hnet_keras.geometry import corner_errors
-from hnet_keras.methods import get_method
+from hnet_keras.estimators.methods import get_method
 
 
 @pytest.fixture(scope="module")

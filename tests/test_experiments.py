@@ -12,15 +12,15 @@ import pytest
 
 from hnet_keras import experiments
 from hnet_keras.cli import main
-from hnet_keras.evaluation import evaluate
+from hnet_keras.scoring.evaluation import evaluate
 from hnet_keras.experiments import BASELINE_METHODS, BUDGETS, EXPERIMENTS, ExperimentResult, experiment_runs, run_experiment
 from hnet_keras.geometry import mean_corner_error
-from hnet_keras.images import embedded_photo_paths
-from hnet_keras.models import unreachable_bins
+from hnet_keras.data.images import embedded_photo_paths
+from hnet_keras.nets.targets import unreachable_bins
 from hnet_keras.plots import plot_experiment
-from hnet_keras.predict import held_out_error
-from hnet_keras.synthesis import load_prepared_images, synthesize_pairs
-from hnet_keras.training import get_preset
+from hnet_keras.estimators.predict import held_out_error
+from hnet_keras.data.synthesis import load_prepared_images, synthesize_pairs
+from hnet_keras.training.presets import get_preset
 
 
 def zero_model(size):

@@ -5,12 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-from hnet_keras.archive import read_archive
+from hnet_keras.data.archive import read_archive
 from hnet_keras.cli import main
-from hnet_keras.generate import generate_dataset
+from hnet_keras.data.generate import generate_dataset
 from hnet_keras.geometry import offsets_to_homography
-from hnet_keras.images import embedded_photo_paths
-from hnet_keras.synthesis import SynthesisConfig
+from hnet_keras.data.images import embedded_photo_paths
+from hnet_keras.data.synthesis import SynthesisConfig
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hnet_keras.images import embedded_photo_paths, list_images, read_grayscale
+from hnet_keras.data.images import embedded_photo_paths, list_images, read_grayscale
 
 
 def test_embedded_photos_are_real_and_split():
@@ -65,7 +65,7 @@ def test_unreadable_files_are_reported_not_raised(tmp_path):
 
 
 def test_split_is_fixed_by_file_name_and_disjoint(tmp_path):
-    from hnet_keras.images import split_images
+    from hnet_keras.data.images import split_images
 
     names = [f"photo_{i:04d}.jpg" for i in range(400)]
     split = split_images([tmp_path / n for n in names], validation=0.1, test=0.2)

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from hnet_keras.geometry import warp_points
-from hnet_keras.iterative import (
+from hnet_keras.nets.iterative import (
     apply_homography,
     build_iterative,
     four_point_to_homography,
     local_correlation,
     sample_bilinear,
 )
-from hnet_keras.losses import MACE, sequence_l1
-from hnet_keras.models import outputs_to_offsets
+from hnet_keras.nets.losses import MACE, sequence_l1
+from hnet_keras.nets.targets import outputs_to_offsets
 
 REPO = Path(__file__).resolve().parents[1]
 SQUARE = np.float32([[0, 0], [1, 0], [1, 1], [0, 1]])
@@ -165,8 +165,8 @@ JAX_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import numpy as np, keras
-    from hnet_keras.losses import sequence_l1
-    from hnet_keras.models import build_model
+    from hnet_keras.nets.losses import sequence_l1
+    from hnet_keras.nets.models import build_model
     model = build_model("iterative", input_size=32, rho=8, iterations=2, channels=16, context=8, head=16)
     model.compile(optimizer="adam", loss=sequence_l1)
     x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 2)).astype(np.float32)

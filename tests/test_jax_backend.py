@@ -23,11 +23,11 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     import keras
-    from hnet_keras.losses import euclidean_l2
-    from hnet_keras.losses import _mace as mace
-    from hnet_keras.models import build_model
-    from hnet_keras.predict import predict_offsets
-    from hnet_keras.training import train
+    from hnet_keras.nets.losses import euclidean_l2
+    from hnet_keras.nets.losses import _mace as mace
+    from hnet_keras.nets.models import build_model
+    from hnet_keras.estimators.predict import predict_offsets
+    from hnet_keras.training.run import train
 
     out = {"backend": keras.backend.backend()}
     y_true = np.zeros((1, 8), np.float32)

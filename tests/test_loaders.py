@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from hnet_keras.archive import ArchiveError, write_archive
-from hnet_keras.images import embedded_photo_paths
-from hnet_keras.loaders import ArchiveDataset, OnTheFlyDataset, data_loader
-from hnet_keras.synthesis import synthesize_pairs
-from hnet_keras.synthesis import SynthesisConfig
+from hnet_keras.data.archive import ArchiveError, write_archive
+from hnet_keras.data.images import embedded_photo_paths
+from hnet_keras.data.loaders import ArchiveDataset, OnTheFlyDataset, data_loader
+from hnet_keras.data.synthesis import synthesize_pairs
+from hnet_keras.data.synthesis import SynthesisConfig
 
 SMALL = SynthesisConfig((160, 120), 64, 16)
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from hnet_keras.geometry import mean_corner_error
-from hnet_keras.losses import MACE, euclidean_l2
-from hnet_keras.losses import _mace as mace  # the per-sample values behind MACE
-from hnet_keras.losses import _mace_from_bins as mace_from_bins
-from hnet_keras.models import bin_centres, offsets_to_bins
+from hnet_keras.nets.losses import MACE, euclidean_l2
+from hnet_keras.nets.losses import _mace as mace  # the per-sample values behind MACE
+from hnet_keras.nets.losses import _mace_from_bins as mace_from_bins
+from hnet_keras.nets.targets import bin_centres, offsets_to_bins
 
 # Corner errors of 5, 0, 10 and 1 pixels: MACE = 16 / 4 = 4.
 PIXEL_ERRORS = np.array([[3, 4, 0, 0, -6, 8, 1, 0]], np.float64)

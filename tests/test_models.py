@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 
 from hnet_keras.geometry import offsets_to_homography, patch_corners, warp_points
-from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.models import (
-    WeightsUnavailable,
-    bin_centres,
-    build_model,
-    corner_confidence,
-    decode_bins,
-    offsets_to_bins,
-    unreachable_bins,
-)
-from hnet_keras.predict import estimate_homography, predict_offsets
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.nets.models import WeightsUnavailable, build_model
+from hnet_keras.nets.targets import bin_centres, corner_confidence, decode_bins, offsets_to_bins, unreachable_bins
+from hnet_keras.estimators.predict import estimate_homography, predict_offsets
 
 PAPER_PARAMETERS = 34_195_336
 
@@ -230,7 +223,7 @@ def test_predict_offsets_rejects_bad_pairs():
 
 def test_coarse_homography_reprojects_the_corners_of_the_images():
     """The network's offsets on the central patch become H_ab of the whole images."""
-    from hnet_keras.predict import COARSE_PATCH, COARSE_SIDE, coarse_homography
+    from hnet_keras.estimators.predict import COARSE_PATCH, COARSE_SIDE, coarse_homography
 
     gray, _ = read_grayscale(embedded_photo_paths("train")[0])
     width, height, size, rho = 200, 150, 32, 8
@@ -265,7 +258,7 @@ def test_estimate_homography_rejects_images_that_are_not_uint8():
 
 
 def test_outputs_become_pixels_only_with_a_given_rho():
-    from hnet_keras.models import outputs_to_offsets
+    from hnet_keras.nets.targets import outputs_to_offsets
 
     steps = np.stack([np.full((2, 8), 0.1), np.full((2, 8), 0.5)], axis=1)  # (B, K, 8): the last step counts
     np.testing.assert_allclose(outputs_to_offsets(steps, 16), 8.0)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from hnet_keras.geometry import patch_corners
-from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.methods import RefinedNetworkMethod, get_method, resolve_methods
-from hnet_keras.predict import LowTextureWarning, estimate_homography
-from hnet_keras.real_pairs import corner_distance
-from hnet_keras.synthesis import SynthesisConfig, synthesize_pairs
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.estimators.methods import RefinedNetworkMethod, get_method, resolve_methods
+from hnet_keras.estimators.predict import LowTextureWarning, estimate_homography
+from hnet_keras.scoring.real_pairs import corner_distance
+from hnet_keras.data.synthesis import SynthesisConfig, synthesize_pairs
 
 
 def _constant_model(input_size, value=0.0):
@@ -97,7 +97,7 @@ def test_image_b_of_another_size_and_textureless_images_are_handled():
 
 
 def test_evaluate_pairs_names_the_pairs_too_flat_to_trust(tmp_path):
-    from hnet_keras.real_pairs import evaluate_real_pairs, write_hpatches_sequence
+    from hnet_keras.scoring.real_pairs import evaluate_real_pairs, write_hpatches_sequence
 
     flat = np.full((120, 160), 100, np.uint8)
     flat[60:, :] = 101  # one faint edge: next to no texture

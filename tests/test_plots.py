@@ -7,9 +7,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from hnet_keras import plots
-from hnet_keras.evaluation import PAPER_TABLE, evaluate, load_test_set
-from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
+from hnet_keras.scoring.evaluation import PAPER_TABLE, evaluate, load_test_set
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.data.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
 
 
 @pytest.fixture(scope="module")

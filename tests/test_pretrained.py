@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from hnet_keras.cli import main
-from hnet_keras.checkpoint import CHECKPOINT_ENV, export_checkpoint, load_checkpoint, load_pretrained
-from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.synthesis import synthesize_pairs
-from hnet_keras.predict import predict_offsets
-from hnet_keras.training import train
+from hnet_keras.nets.checkpoint import CHECKPOINT_ENV, export_checkpoint, load_checkpoint, load_pretrained
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.data.synthesis import synthesize_pairs
+from hnet_keras.estimators.predict import predict_offsets
+from hnet_keras.training.run import train
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
-from hnet_keras import real_pairs
-from hnet_keras.methods import get_method
+from hnet_keras.scoring import real_pairs
+from hnet_keras.estimators.methods import get_method
 from hnet_keras.cli import main
-from hnet_keras.evaluation import Evaluation
-from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.real_pairs import (
+from hnet_keras.scoring.evaluation import Evaluation
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.scoring.real_pairs import (
     corner_distance,
     estimate_full_homography,
     evaluate_real_pairs,
@@ -194,7 +194,7 @@ def test_network_on_images_of_different_sizes(reference):
 
 
 def test_written_demo_sequence_loads_with_its_homographies(tmp_path, reference):
-    from hnet_keras.real_pairs import write_hpatches_sequence
+    from hnet_keras.scoring.real_pairs import write_hpatches_sequence
 
     folder = write_hpatches_sequence(tmp_path / "v_demo", reference, count=4, seed=3)
     pairs = load_hpatches_sequence(folder)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from hnet_keras.geometry import corner_errors, homography_to_offsets, offsets_to_homography
-from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.refine import ECCSettings, RefinementFailed, image_texture, refine_homography
-from hnet_keras.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.estimators.refine import ECCSettings, RefinementFailed, image_texture, refine_homography
+from hnet_keras.data.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
 
 
 def _real_pairs(count=6, seed=0):

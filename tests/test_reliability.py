@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hnet_keras.archive import ArchiveError, list_archives, read_archive, write_archive
+from hnet_keras.data.archive import ArchiveError, list_archives, read_archive, write_archive
 from hnet_keras.fileio import atomic_write_text, replacing
-from hnet_keras.generate import generate_dataset
-from hnet_keras.images import embedded_photo_paths
-from hnet_keras.loaders import ArchiveDataset, data_loader
-from hnet_keras.synthesis import SynthesisConfig
+from hnet_keras.data.generate import generate_dataset
+from hnet_keras.data.images import embedded_photo_paths
+from hnet_keras.data.loaders import ArchiveDataset, data_loader
+from hnet_keras.data.synthesis import SynthesisConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = SynthesisConfig((160, 120), 32, 8)

@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 
 from hnet_keras.fileio import atomic_write_json
-from hnet_keras.images import embedded_photo_paths, read_grayscale
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
 from hnet_keras.plots import plot_robustness
-from hnet_keras.robustness import (
+from hnet_keras.scoring.robustness import (
     PERTURBATIONS,
     format_robustness,
     perturb,
     perturb_pairs,
     robustness_sweep,
 )
-from hnet_keras.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
+from hnet_keras.data.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
 
 NEUTRAL = {"noise": 0, "brightness": 0, "contrast": 1.0, "gamma": 1.0, "blur": 0}
 

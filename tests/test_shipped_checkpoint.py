@@ -10,8 +10,8 @@ offline and holds the pipeline to it. The earlier compact regression checkpoint
 
 import json
 
-from hnet_keras.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint, load_pretrained
-from hnet_keras.evaluation import evaluate, load_test_set
+from hnet_keras.nets.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint, load_pretrained
+from hnet_keras.scoring.evaluation import evaluate, load_test_set
 
 NETWORK_CLAIM = 3.5  # the card: measured 3.07 px (identity 25.02, SIFT + RANSAC 10.05)
 REFINED_CLAIM = 1.2  # the card: measured 0.95 px, median 0.11

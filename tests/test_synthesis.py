@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from hnet_keras.geometry import offsets_to_homography
-from hnet_keras.images import embedded_photo_paths, read_grayscale
-from hnet_keras.synthesis import PAPER_TEST_PROTOCOL, SynthesisConfig, prepare_image, sample_pair
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.data.synthesis import PAPER_TEST_PROTOCOL, SynthesisConfig, prepare_image, sample_pair
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 from hnet_keras.cli import build_parser, main
-from hnet_keras.generate import generate_dataset
+from hnet_keras.data.generate import generate_dataset
 from hnet_keras.geometry import mean_corner_error
-from hnet_keras.images import embedded_photo_paths
-from hnet_keras.synthesis import synthesize_pairs
-from hnet_keras.models import build_model
-from hnet_keras.predict import predict_offsets
-from hnet_keras.training import PRESETS, get_preset, make_optimizer, train
+from hnet_keras.data.images import embedded_photo_paths
+from hnet_keras.data.synthesis import synthesize_pairs
+from hnet_keras.nets.models import build_model
+from hnet_keras.estimators.predict import predict_offsets
+from hnet_keras.training.presets import PRESETS, get_preset
+from hnet_keras.training.run import make_optimizer, on_the_fly, train
 
 RUN_FILES = {"last.keras", "last.weights.h5", "best.keras", "best.weights.h5", "history.csv", "history.json", "state.json"}
 
@@ -239,14 +240,14 @@ def test_the_input_size_error_names_options_train_has(tmp_path, capsys):
 
 
 def test_the_iterative_preset_trains_resumes_and_carries_its_rho(tmp_path):
-    from hnet_keras.checkpoint import load_checkpoint
-    from hnet_keras.loaders import OnTheFlyDataset
+    from hnet_keras.nets.checkpoint import load_checkpoint
+    from hnet_keras.data.loaders import OnTheFlyDataset
 
     preset = get_preset("iterative", iterations=4, steps_per_epoch=2, batch_size=4, validation_batches=1)
     assert preset.synthesis.patch_size == 128 and preset.synthesis.rho == 32  # 128 px pairs resized to 64
-    data = preset.on_the_fly(None, 1, seed=0)
+    data = on_the_fly(preset, None, 1, seed=0)
     assert isinstance(data, OnTheFlyDataset) and data.augmentation is not None
-    assert preset.on_the_fly(None, 1, seed=0, fixed=True).augmentation is None  # validation pairs stay clean
+    assert on_the_fly(preset, None, 1, seed=0, fixed=True).augmentation is None  # validation pairs stay clean
     x, y = data[0]
     assert x.shape == (4, 64, 64, 2) and np.abs(y).max() <= 1.0
     result = train(preset, checkpoint_dir=tmp_path, verbose=0)

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import hnet_keras
-from hnet_keras.checkpoint import export_checkpoint
-from hnet_keras.images import list_images, split_images
-from hnet_keras.loaders import OnTheFlyDataset
-from hnet_keras.synthesis import TRAIN_PROTOCOL
+from hnet_keras.nets.checkpoint import export_checkpoint
+from hnet_keras.data.images import list_images, split_images
+from hnet_keras.data.loaders import OnTheFlyDataset
+from hnet_keras.data.synthesis import TRAIN_PROTOCOL
 
 RUNS, RUN = Path("runs"), "compact"
 PHASE_2_ITERATIONS = 28_000

@@ -5,8 +5,8 @@
 Train: ``build_model("iterative")`` (64 px input, stride-4 features, 9x9 correlation,
 6 tied steps) on pairs synthesized on the fly at the training protocol (320x240
 images, 128 px patches, rho 32) from the training part of PHOTOS
-(:func:`hnet_keras.images.split_images`), each patch changed photometrically on its own
-(:data:`hnet_keras.augment.DEFAULT_AUGMENTATION`), then resized to 64 px, which is what
+(:func:`hnet_keras.data.images.split_images`), each patch changed photometrically on its own
+(:data:`hnet_keras.data.augment.DEFAULT_AUGMENTATION`), then resized to 64 px, which is what
 the network sees at inference. AdamW, 500 warm-up steps to 8e-4 then cosine decay,
 weight decay 1e-4, gradient clipping at 1, batch 32, 10,000 steps, the sequence L1
 loss (gamma 0.85). Validation: 512 fixed pairs of the validation part, no augmentation.
@@ -31,13 +31,13 @@ from pathlib import Path
 
 import keras
 
-from hnet_keras.augment import DEFAULT_AUGMENTATION
-from hnet_keras.checkpoint import describe_model, save_model
-from hnet_keras.images import list_images, split_images
-from hnet_keras.loaders import OnTheFlyDataset
-from hnet_keras.losses import MACE, sequence_l1
-from hnet_keras.models import build_model
-from hnet_keras.synthesis import TRAIN_PROTOCOL, load_prepared_images
+from hnet_keras.data.augment import DEFAULT_AUGMENTATION
+from hnet_keras.nets.checkpoint import describe_model, save_model
+from hnet_keras.data.images import list_images, split_images
+from hnet_keras.data.loaders import OnTheFlyDataset
+from hnet_keras.nets.losses import MACE, sequence_l1
+from hnet_keras.nets.models import build_model
+from hnet_keras.data.synthesis import TRAIN_PROTOCOL, load_prepared_images
 
 RUN = Path("runs/hnet_iterative")
 OUT = Path(__file__).with_name("hnet_iterative.weights.h5")
@@ -136,10 +136,10 @@ def export():
 
 def evaluate(photos):
     """The card's held-out tables, from the exported checkpoint."""
-    from hnet_keras.checkpoint import load_checkpoint
-    from hnet_keras.evaluation import evaluate as run, load_test_set
+    from hnet_keras.nets.checkpoint import load_checkpoint
+    from hnet_keras.scoring.evaluation import evaluate as run, load_test_set
     from hnet_keras.fileio import atomic_write_json
-    from hnet_keras.robustness import format_robustness, robustness_sweep
+    from hnet_keras.scoring.robustness import format_robustness, robustness_sweep
 
     model, rho = load_checkpoint(OUT)
     folder = OUT.parent

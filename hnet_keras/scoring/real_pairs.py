@@ -13,10 +13,10 @@ A folder of such folders (the HPatches release, say) is read sequence by sequenc
 
 Every method gives a full-image homography ``H_ab`` (image 1 -> image k):
 
-* the network through :func:`hnet_keras.predict.estimate_homography`, which resizes the
+* the network through :func:`hnet_keras.estimators.predict.estimate_homography`, which resizes the
   images to its input and maps the result back (image k is first resized to image 1's
   size when they differ, and the homography composed with that scaling);
-* the baselines (:mod:`hnet_keras.baselines`) on the images downsized so their longer
+* the baselines (:mod:`hnet_keras.estimators.baselines`) on the images downsized so their longer
   side is at most ``max_side`` (:data:`REAL_PAIRS_MAX_SIDE` by default, ``None`` for
   full size), the estimate then scaled back: ``H = S_b^-1 H_small S_a`` with
   ``S = diag(s_x, s_y, 1)`` each image's scale. Downsizing keeps ECC and the feature
@@ -27,7 +27,7 @@ the 4 corners of image 1, ``(0, 0), (w, 0), (w, h), (0, h)``, are warped by the
 estimated and by the true ``H``; a pair is correct at ``eps`` px when the mean distance
 between the two warps (its mean corner error) is at most ``eps``. :data:`SCORE_THRESHOLDS`
 are 1, 3 and 5 px. A method that fails on a pair falls back to the identity for it, and
-the failure is counted. Results are an :class:`hnet_keras.evaluation.Evaluation`, as for
+the failure is counted. Results are an :class:`hnet_keras.scoring.evaluation.Evaluation`, as for
 synthetic pairs; ``python -m hnet_keras evaluate-pairs`` runs it from the command line.
 """
 
@@ -44,14 +44,14 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .arguments import non_negative_int, output_file
-from .augment import augment_patch
-from .baselines import EstimationFailed, check_homography
-from .evaluation import Evaluation, add_method_arguments, methods_from_args
-from .geometry import patch_corners, warp_points
-from .images import IMAGE_EXTENSIONS, read_grayscale
-from .refine import MIN_TEXTURE, image_texture
-from .methods import NetworkMethod, resolve_methods
+from ..data.augment import augment_patch
+from ..data.images import IMAGE_EXTENSIONS, read_grayscale
+from ..data.synthesis import resize_with_scale
+from ..estimators.baselines import EstimationFailed, check_homography
+from ..estimators.methods import NetworkMethod, resolve_methods
+from ..estimators.refine import MIN_TEXTURE, image_texture
+from ..geometry import patch_corners, warp_points
+from .evaluation import Evaluation
 
 __all__ = [
     "REAL_PAIRS_MAX_SIDE",
@@ -66,7 +66,6 @@ __all__ = [
     "estimate_full_homography",
     "corner_distance",
     "evaluate_real_pairs",
-    "register_commands",
 ]
 
 REAL_PAIRS_MAX_SIDE = 640
@@ -245,7 +244,7 @@ def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0, augm
         count: images in the sequence, the reference included (2..6 in HPatches).
         max_shift: largest corner move as a fraction of the width/height.
         seed: seed of the homographies (and of the photometric changes).
-        augmentation: an :class:`hnet_keras.augment.Augmentation` drawn for each of
+        augmentation: an :class:`hnet_keras.data.augment.Augmentation` drawn for each of
             images 2 .. ``count`` (exposure, noise, blur between the views), or ``None``.
 
     Returns:
@@ -284,10 +283,8 @@ def _downsize(image, max_side):
     if not max_side or max(image.shape) <= max_side:
         return image, np.eye(3)
     scale = max_side / max(image.shape)
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     # the exact scale of each axis (rounding makes them differ slightly)
-    return small, np.diag([small.shape[1] / image.shape[1], small.shape[0] / image.shape[0], 1.0])
+    return resize_with_scale(image, max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
 
 
 def estimate_full_homography(method, image_a, image_b, max_side=REAL_PAIRS_MAX_SIDE):
@@ -301,11 +298,8 @@ def estimate_full_homography(method, image_a, image_b, max_side=REAL_PAIRS_MAX_S
     height, width = image_a.shape
 
     def estimate():
-        if isinstance(method, NetworkMethod):
-            # the network takes two images of one size: B is resized to A's, then mapped back
-            resized_b = cv2.resize(image_b, (width, height), interpolation=cv2.INTER_AREA)
-            to_resized = np.diag([width / image_b.shape[1], height / image_b.shape[0], 1.0])
-            h = np.linalg.inv(to_resized) @ np.asarray(method.homography(image_a, resized_b), np.float64)
+        if isinstance(method, NetworkMethod):  # the network's pipeline takes whole images of any sizes
+            h = np.asarray(method.homography(image_a, image_b), np.float64)
             if not np.all(np.isfinite(h)):
                 raise EstimationFailed("non-finite homography")
         else:
@@ -336,19 +330,19 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
 
     Args:
         pairs: a list of :class:`RealPair` (or a folder for :func:`load_real_pairs`).
-        methods: names or :class:`~hnet_keras.baselines.Method` objects (default: every
+        methods: names or :class:`~hnet_keras.estimators.baselines.Method` objects (default: every
             available baseline, plus ``network`` when ``model`` is given).
         model: a Keras model or checkpoint path for ``network``.
         max_side: the baselines' working size (see the module docstring); ``None``: full size.
         network_rho: the network's training rho (a checkpoint path brings its own).
 
     Returns:
-        an :class:`~hnet_keras.evaluation.Evaluation` whose errors are each pair's mean
+        an :class:`~hnet_keras.scoring.evaluation.Evaluation` whose errors are each pair's mean
         corner distance, with ``score_1px``, ``score_3px`` and ``score_5px`` in its summary.
         Pairs with an unreadable image are skipped, warned about and listed in its
         ``context["skipped"]`` (each ``{"pair", "reason"}``). Pairs with an image too flat
-        to trust any estimate on (:func:`hnet_keras.refine.image_texture` under
-        :data:`~hnet_keras.refine.MIN_TEXTURE`) are scored, warned about and listed in
+        to trust any estimate on (:func:`hnet_keras.estimators.refine.image_texture` under
+        :data:`~hnet_keras.estimators.refine.MIN_TEXTURE`) are scored, warned about and listed in
         ``context["low_texture"]``.
     """
     if isinstance(pairs, (str, Path)):
@@ -388,34 +382,3 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
         errors, failed, ms = (np.array([row[k] for row in rows[method.name]]) for k in range(3))
         result.add(method, errors, failed, ms, before[method.name])
     return result
-
-
-def register_commands(subparsers):
-    """``evaluate-pairs``."""
-    parser = subparsers.add_parser(
-        "evaluate-pairs",
-        help="score full-image homographies on real pairs (HPatches or Oxford-affine folders)",
-        description="HPatches homography score: the fraction of pairs whose 4 image corners, warped by "
-        "the estimated and the true homography, are on average within 1, 3 and 5 px.",
-    )
-    parser.add_argument("folder", metavar="DIR", help="an HPatches sequence or Oxford-affine folder, or a folder of them")
-    add_method_arguments(parser)
-    parser.add_argument("--max-side", type=non_negative_int, default=REAL_PAIRS_MAX_SIDE,
-                        help="downsize images so their longer side is at most this before the "
-                        "baselines run, and scale the homography back (0 = full size)")
-    parser.add_argument("--json", required=True, type=output_file, help="where to write the JSON scores")
-    parser.add_argument("--csv", default=None, type=output_file, help="where to write the per-pair CSV (default: the JSON path with .csv)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.set_defaults(func=_run_evaluate_pairs)
-
-
-def _run_evaluate_pairs(args):
-    methods, model, network_rho = methods_from_args(args)
-    result = evaluate_real_pairs(load_real_pairs(args.folder), methods=methods, model=model,
-                                 max_side=args.max_side or None, network_rho=network_rho,
-                                 progress=not args.no_progress)
-    print(result.table())
-    json_path = result.write_json(args.json)
-    csv_path = result.write_csv(args.csv or Path(args.json).with_suffix(".csv"))
-    print(f"wrote {json_path} and {csv_path}")
-    return 0

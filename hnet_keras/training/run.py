@@ -10,7 +10,7 @@ A run lives in ``<checkpoint_dir>/<run>/``:
   and the dropout random states.
 
 Every ``.keras`` file carries its description (architecture and rho, see
-:mod:`hnet_keras.checkpoint`), so it can be used out of its folder. Every file is written
+:mod:`hnet_keras.nets.checkpoint`), so it can be used out of its folder. Every file is written
 under a temporary name, then moved into place with ``os.replace``, so a run killed at any
 moment leaves complete files; the state is written last. Resuming loads ``last.keras``
 (whose optimizer holds the iteration count, so the learning-rate schedule and the momentum
@@ -23,7 +23,6 @@ JAX backends alike; TensorFlow is imported only to mirror over several GPUs.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -38,179 +37,37 @@ import numpy as np
 from tqdm.auto import tqdm
 from tqdm.keras import TqdmCallback
 
-from .arguments import positive_float, positive_int
-from .augment import DEFAULT_AUGMENTATION
-from .checkpoint import describe_model, save_model
-from .fileio import atomic_save_model, atomic_write_text
+from ..data.augment import DEFAULT_AUGMENTATION
+from ..data.images import (
+    embedded_photo_paths,
+    list_images,
+    require_split_parts,
+    split_images,
+)
+from ..data.loaders import ArchiveDataset, OnTheFlyDataset
+from ..fileio import atomic_save_model, atomic_write_text
+from ..nets.checkpoint import save_model
+from ..nets.losses import MACE, euclidean_l2, sequence_l1
+from ..nets.models import build_model
+from ..nets.targets import offsets_to_bins
 from .history import history_csv
-from .images import embedded_photo_paths, list_images, require_split_parts, split_images
-from .loaders import ArchiveDataset, OnTheFlyDataset
-from .losses import MACE, euclidean_l2, sequence_l1
-from .models import MODEL_KINDS, build_model, model_options, offsets_to_bins, unreachable_bins
-from .synthesis import SynthesisConfig
+from .presets import Preset, get_preset
 
 __all__ = [
-    "Preset",
-    "PRESETS",
-    "get_preset",
+    "on_the_fly",
     "make_optimizer",
     "compile_model",
     "train",
     "TrainResult",
     "RunCheckpoint",
-    "register_commands",
 ]
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A training recipe, as data.
-
-    Attributes:
-        name: the preset's name (the default run name).
-        kind: the model, see :func:`hnet_keras.models.build_model`.
-        image_size: ``(width, height)`` images are prepared to for on-the-fly pairs.
-        input_size: patch side, the model's input.
-        rho: largest corner perturbation; the targets are ``offsets / rho``.
-        width: filter/unit multiplier of the model.
-        dropout, batchnorm: the ablation switches of the model.
-        bins: classification bins per coordinate.
-        batch_size: pairs per step.
-        iterations: optimizer steps of the whole run.
-        steps_per_epoch: steps between checkpoints with on-the-fly data (with
-            archives an epoch is one pass over them).
-        optimizer: ``"sgd"`` (with ``momentum``), ``"adam"``, or ``"adamw"`` (weight decay
-            1e-4, gradient clipping at 1, ``warmup_steps`` of linear warm-up to
-            ``learning_rate`` then cosine decay to 1% of it at ``iterations``: the
-            recipe of the iterative model).
-        learning_rate: initial (``adamw``: peak) learning rate.
-        momentum: SGD momentum.
-        lr_drop_every: the learning rate is multiplied by ``lr_drop_factor`` every
-            this many iterations (staircase); ``None`` keeps it constant.
-        lr_drop_factor: see ``lr_drop_every``.
-        validation_batches: batches of the held-out set evaluated each epoch.
-        patch_size: side of the synthesized patches, resized to ``input_size`` for the
-            model (``None``: ``input_size``). Synthesis then uses ``rho * patch_size /
-            input_size``, so the targets are the same numbers.
-        refinements: steps of the iterative model.
-        augment: change each patch photometrically (:data:`hnet_keras.augment.DEFAULT_AUGMENTATION`).
-        warmup_steps: ``adamw``'s warm-up.
-        weights: the MobileNetV2 trunk's initial weights (``"imagenet"`` downloads them).
-        standardize: the paper model standardizes each patch first (see :func:`~hnet_keras.models.build_model`).
-    """
-
-    name: str
-    kind: str = "regression"
-    image_size: tuple = (320, 240)
-    input_size: int = 128
-    rho: int = 32
-    width: float = 1.0
-    dropout: bool = True
-    batchnorm: bool = True
-    bins: int = 21
-    batch_size: int = 64
-    iterations: int = 90_000
-    steps_per_epoch: int = 1000
-    optimizer: str = "sgd"
-    learning_rate: float = 0.005
-    momentum: float = 0.9
-    lr_drop_every: int | None = 30_000
-    lr_drop_factor: float = 0.1
-    validation_batches: int = 50
-    patch_size: int | None = None
-    refinements: int = 6
-    augment: bool = False
-    warmup_steps: int = 0
-    weights: str | None = None
-    standardize: bool = False
-
-    def __post_init__(self):
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
-        if self.optimizer not in ("sgd", "adam", "adamw"):
-            raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
-        for name in ("batch_size", "iterations", "steps_per_epoch", "validation_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        object.__setattr__(self, "image_size", tuple(self.image_size))
-        _ = self.synthesis  # validates the sizes early, naming them
-        if self.kind == "classification":
-            never = unreachable_bins(self.rho, self.bins, self.input_size / (self.patch_size or self.input_size))
-            if never:
-                raise ValueError(
-                    f"bins={self.bins} with rho={self.rho}: {len(never)} bins are narrower than a pixel "
-                    f"and never a target; use at most {2 * self.synthesis.rho + 1} bins"
-                )
-
-    @property
-    def synthesis(self):
-        """The :class:`SynthesisConfig` of on-the-fly pairs (before any resize to ``input_size``)."""
-        patch = self.patch_size or self.input_size
-        return SynthesisConfig(self.image_size, patch, self.rho * patch // self.input_size)
-
-    def on_the_fly(self, images, batches, seed, fixed=False, prepared=None):
-        """An :class:`~hnet_keras.loaders.OnTheFlyDataset` of the recipe's pairs (augmented unless ``fixed``)."""
-        return OnTheFlyDataset(images, self.batch_size, batches_per_epoch=batches, config=self.synthesis, seed=seed,
-                               fixed=fixed, prepared=prepared, input_size=self.input_size,
-                               augmentation=DEFAULT_AUGMENTATION if self.augment and not fixed else None)
-
-    def model_options(self):
-        """The :func:`~hnet_keras.models.build_model` options of the recipe."""
-        return model_options(**dataclasses.asdict(self))
-
-    def description(self):
-        """The checkpoint description of the recipe's model (see :mod:`hnet_keras.checkpoint`).
-
-        Initial weights are left out: a checkpoint holds its own."""
-        options = {key: value for key, value in self.model_options().items() if key != "weights"}
-        return describe_model(self.kind, options, self.rho)
-
-
-PRESETS = {
-    # DeTone et al. 2016, section 4: SGD, momentum 0.9, lr 0.005 divided by 10 every
-    # 30,000 iterations, 90,000 iterations of batch 64, 128x128 patches, rho 32.
-    "paper": Preset(name="paper"),
-    # A CPU-sized version: 64x64 patches of images scaled to 192x144 (on 2 cores, patches
-    # a third of the image wide learned fastest), rho 16, a quarter of the filters and
-    # FC units, no dropout (the small model underfits) and Adam, which leaves the
-    # initial plateau much sooner than SGD at this size.
-    "cpu": Preset(name="cpu", image_size=(192, 144), input_size=64, rho=16, width=0.25, dropout=False,
-                  iterations=6000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
-                  lr_drop_every=2500, validation_batches=8),
-    # Phase 1 of the earlier checkpoint kept in checkpoints/hnet_compact: the cpu preset's
-    # model on half-scale pairs (160x120 images). Its reproduce.py then goes on to
-    # 28,000 iterations on 128 px pairs resized to 64 px, which is that checkpoint.
-    "compact": Preset(name="compact", image_size=(160, 120), input_size=64, rho=16, width=0.25, dropout=False,
-                      batch_size=32, iterations=24_000, steps_per_epoch=500, optimizer="adam",
-                      learning_rate=0.001, lr_drop_every=18_000, validation_batches=8),
-    # Quarter-scale pairs (32 px, rho 8) for a quick CPU run; the notebooks' live runs
-    # (hnet_keras.experiments) start from it.
-    "tiny": Preset(name="tiny", image_size=(96, 72), input_size=32, rho=8, width=0.25, dropout=False,
-                   iterations=1000, steps_per_epoch=250, optimizer="adam", learning_rate=0.002,
-                   lr_drop_every=None, validation_batches=4, bins=17),
-    # The iterative correlation model (hnet_keras.iterative) on 128 px pairs resized to
-    # 64, augmented, with the recipe of its family (AdamW, warm-up, cosine, batch 32).
-    # checkpoints/hnet_iterative/reproduce.py is this recipe with its run's own loop.
-    "iterative": Preset(name="iterative", kind="iterative", input_size=64, patch_size=128, rho=16, batch_size=32,
-                        iterations=10_000, steps_per_epoch=250, optimizer="adamw", learning_rate=8e-4,
-                        lr_drop_every=None, warmup_steps=500, augment=True, validation_batches=16),
-    # A wiring check: trains a tiny model end to end in a few seconds.
-    "smoke": Preset(name="smoke", image_size=(64, 48), input_size=32, rho=8, width=0.125, batch_size=16,
-                    iterations=40, steps_per_epoch=10, optimizer="adam", learning_rate=0.002,
-                    lr_drop_every=20, validation_batches=2, bins=17),
-}
-
-
-def get_preset(preset="smoke", **overrides):
-    """A :class:`Preset` by name (or as given), with fields replaced by ``overrides``."""
-    if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        preset = PRESETS[preset]
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(Preset)}
-    if unknown:
-        raise ValueError(f"unknown preset field(s): {', '.join(sorted(unknown))}")
-    return dataclasses.replace(preset, **overrides) if overrides else preset
+def on_the_fly(preset, images, batches, seed, fixed=False, prepared=None):
+    """An :class:`~hnet_keras.data.loaders.OnTheFlyDataset` of the recipe's pairs (augmented unless ``fixed``)."""
+    return OnTheFlyDataset(images, preset.batch_size, batches_per_epoch=batches, config=preset.synthesis, seed=seed,
+                           fixed=fixed, prepared=prepared, input_size=preset.input_size,
+                           augmentation=DEFAULT_AUGMENTATION if preset.augment and not fixed else None)
 
 
 def make_optimizer(preset):
@@ -268,7 +125,7 @@ def _training_data(preset, data, images, seed):
     if data is not None:
         return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=True, seed=seed), str(data)
     source = images if images is not None else embedded_photo_paths("train")
-    return preset.on_the_fly(source, preset.steps_per_epoch, seed), "on-the-fly pairs"
+    return on_the_fly(preset, source, preset.steps_per_epoch, seed), "on-the-fly pairs"
 
 
 def _validation_data(preset, data, seed):
@@ -279,7 +136,7 @@ def _validation_data(preset, data, seed):
     if data is not None:
         limit = preset.validation_batches * preset.batch_size
         return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=False, limit=limit), str(data)
-    dataset = preset.on_the_fly(embedded_photo_paths("test"), preset.validation_batches, seed, fixed=True)
+    dataset = on_the_fly(preset, embedded_photo_paths("test"), preset.validation_batches, seed, fixed=True)
     return dataset, "held-out on-the-fly pairs"
 
 
@@ -464,7 +321,7 @@ def train(
         preset: a name in :data:`PRESETS` or a :class:`Preset`.
         run: the run's name, its folder under ``checkpoint_dir`` (default: the preset's name).
         checkpoint_dir: where run folders live.
-        data: a folder of archives (read with :class:`~hnet_keras.loaders.ArchiveDataset`),
+        data: a folder of archives (read with :class:`~hnet_keras.data.loaders.ArchiveDataset`),
             a ``keras.utils.PyDataset`` yielding normalized ``(x, y)``, or ``None`` to
             synthesize pairs on the fly from ``images``.
         validation_data: a folder of archives, a PyDataset, ``None`` (fixed pairs from the
@@ -495,7 +352,7 @@ def train(
         require_split_parts(images, parts, ("train",) if validation_data is not None else ("train", "validation"))
         images = parts["train"]
         if validation_data is None:
-            validation_data = preset.on_the_fly(parts["validation"], preset.validation_batches, seed, fixed=True)
+            validation_data = on_the_fly(preset, parts["validation"], preset.validation_batches, seed, fixed=True)
 
     train_data, train_source = _training_data(preset, data, images, seed)
     val_data, val_source = _validation_data(preset, validation_data, seed)
@@ -556,75 +413,3 @@ def train(
         )
     best = None if math.isinf(checkpoint.best) else checkpoint.best
     return TrainResult(model, checkpoint.history, folder, preset, initial_epoch, best)
-
-
-# The command line.
-
-
-# Preset fields the command line can override: flag, type, help.
-_OVERRIDES = (
-    ("--kind", str, "model"),
-    ("--iterations", int, "optimizer steps of the whole run"),
-    ("--batch-size", int, "pairs per step"),
-    ("--learning-rate", float, "initial learning rate"),
-    ("--width", float, "filter multiplier of the model"),
-    ("--input-size", int, "patch side, the model's input"),
-    ("--rho", int, "largest corner perturbation; the targets are offsets / rho"),
-    ("--steps-per-epoch", int, "steps between checkpoints, with on-the-fly data"),
-)
-
-
-def register_commands(subparsers):
-    """``train``."""
-    parser = subparsers.add_parser(
-        "train",
-        help="train a HomographyNet (resumes the run if it has a checkpoint)",
-        description="Train with a named recipe (preset); the recipe's fields can be overridden.",
-    )
-    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="the recipe")
-    parser.add_argument("--checkpoints", default="checkpoints", help="folder of the run folders")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    parser.add_argument("--no-resume", action="store_true",
-                        help="start over even if the run has a checkpoint (a run resumes only with its own options)")
-    parser.add_argument("--mixed-precision", action="store_true", help="train with the mixed_float16 policy")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    # Options whose default lives elsewhere (the preset, the embedded photos) are
-    # left out of the namespace when not given, so the help shows no "None".
-    unset = argparse.SUPPRESS
-    parser.add_argument("--run", default=unset, help="run name, its folder under --checkpoints (default: the preset's name)")
-    parser.add_argument("--data", default=unset, help="folder of .npz archives (default: pairs synthesized on the fly)")
-    parser.add_argument("--val-data", default=unset,
-                        help="folder of validation archives (default: pairs of the held-out embedded photos)")
-    parser.add_argument("--images", default=unset,
-                        help="folder of images for on-the-fly pairs, split by file name into train / "
-                        "validation / test parts: trains on the first, validates on the second "
-                        "(default: the embedded training photos)")
-    for flag, kind, text in _OVERRIDES:
-        kind = {int: positive_int, float: positive_float}.get(kind, kind)  # every number override is > 0
-        parser.add_argument(flag, type=kind, default=unset, help=f"{text} (default: the preset's)",
-                            **({"choices": MODEL_KINDS} if flag == "--kind" else {}))
-    parser.set_defaults(func=_run_train)
-
-
-def _run_train(args):
-    options = vars(args)
-    names = [flag[2:].replace("-", "_") for flag, _, _ in _OVERRIDES]
-    overrides = {name: options[name] for name in names if name in options}
-    result = train(
-        args.preset,
-        run=options.get("run"),
-        checkpoint_dir=args.checkpoints,
-        data=options.get("data"),
-        validation_data=options.get("val_data"),
-        images=options.get("images"),
-        seed=args.seed,
-        resume=not args.no_resume,
-        mixed_precision=args.mixed_precision,
-        verbose=0 if args.quiet else "auto",
-        **overrides,
-    )
-    last = result.history[-1] if result.history else {}
-    print(json.dumps({"run": str(result.directory), "epochs": len(result.history),
-                      "iterations": last.get("iterations"), "val_mace": last.get("val_mace"),
-                      "best_val_mace": result.best_val_mace}))
-    return 0

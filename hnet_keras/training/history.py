@@ -52,7 +52,7 @@ def _columns(rows, where):
 def read_history(history):
     """A training history as a dict of lists.
 
-    Accepts a dict of lists, a list of per-epoch dicts (:class:`hnet_keras.training.TrainResult`
+    Accepts a dict of lists, a list of per-epoch dicts (:class:`hnet_keras.training.run.TrainResult`
     ``.history``), an object with a ``history`` attribute (a Keras ``History``, a
     ``TrainResult``), a CSV path (``keras.callbacks.CSVLogger``'s or a run's
     ``history.csv``), a ``history.json`` path, or a run folder holding ``history.csv``.

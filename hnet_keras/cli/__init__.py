@@ -1,12 +1,12 @@
-"""``python -m hnet_keras``: one argparse CLI, each command registered by the module that owns it.
+"""``python -m hnet_keras``: the command line, apart from the library.
 
-A module in :data:`COMMAND_MODULES` defines ``register_commands(subparsers)``, adding
-its sub-parsers with ``func`` set to a callable taking the parsed arguments; the
-sub-parsers get the :class:`HelpFormatter` from here (``add_subparsers(parser_class=...)``),
-so no command module imports this one (argument types live in :mod:`hnet_keras.arguments`).
-Only the module of the command being run is imported (see :data:`COMMANDS`), so commands
-that need no Keras, such as ``make-dataset`` or ``evaluate`` on the classical methods,
-start without loading TensorFlow.
+Every parser, argument type and command function lives in this package: one module per
+command group (:data:`COMMANDS`), each defining ``register_commands(subparsers)``, which adds
+its sub-parsers with ``func`` set to a callable taking the parsed arguments. The library
+takes plain Python arguments and raises exceptions; it never imports this package.
+Only the module of the command being run is imported, and it loads Keras only when the
+command runs, so ``--help``, argument errors and the commands that need no network
+(``make-dataset``, ``evaluate`` on the classical methods) never load TensorFlow.
 
 Expected failures (bad input: :class:`ValueError`, files: :class:`OSError`, memory, Ctrl-C)
 end the command with one line, ``hnet_keras COMMAND: error: ...``, and a non-zero exit;
@@ -24,15 +24,15 @@ import sys
 import threading
 
 COMMANDS = {
-    "make-dataset": "hnet_keras.generate",
-    "download-coco": "hnet_keras.coco",
-    "train": "hnet_keras.training",
-    "experiment": "hnet_keras.experiments",
-    "evaluate": "hnet_keras.evaluation",
-    "evaluate-pairs": "hnet_keras.real_pairs",
-    "demo": "hnet_keras.demo",
-    "estimate": "hnet_keras.demo",
-    "export-checkpoint": "hnet_keras.demo",
+    "make-dataset": "hnet_keras.cli.data",
+    "download-coco": "hnet_keras.cli.data",
+    "train": "hnet_keras.cli.training",
+    "experiment": "hnet_keras.cli.training",
+    "export-checkpoint": "hnet_keras.cli.training",
+    "evaluate": "hnet_keras.cli.scoring",
+    "evaluate-pairs": "hnet_keras.cli.scoring",
+    "demo": "hnet_keras.cli.demo",
+    "estimate": "hnet_keras.cli.demo",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
@@ -66,7 +66,7 @@ def build_parser(argv=None):
     """The parser; with ``argv``, only the module owning its command is imported."""
     command = next((arg for arg in argv or () if not arg.startswith("-")), None)
     modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m hnet_keras",
         description="HomographyNet toolkit: datasets, training, evaluation against OpenCV.",
         formatter_class=HelpFormatter,
@@ -74,6 +74,7 @@ def build_parser(argv=None):
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in modules:
         importlib.import_module(name).register_commands(subparsers)
+    parser.commands = subparsers.choices
     return parser
 
 
@@ -97,7 +98,10 @@ def main(argv=None):
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     prog = f"hnet_keras {command}" if command in COMMANDS else "hnet_keras"
     try:
-        args = build_parser(argv).parse_args(argv)
+        parser = build_parser(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported by the command's own parser, in one line
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.func(args)
     except KeyboardInterrupt as error:
         if os.environ.get(TRACEBACK_ENV):

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import zlib
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..data import photometric
+from ..estimators.methods import resolve_methods
 from .evaluation import evaluate, format_table
-from .methods import resolve_methods
 
 __all__ = [
     "PERTURBATIONS",
@@ -75,26 +75,25 @@ def perturb(patch, kind, level, rng=None):
             return patch.copy()
         if rng is None:
             raise ValueError("noise needs a seeded rng")
-        x = x + rng.normal(0.0, float(level), size=x.shape)
+        x = photometric.add_noise(x, rng.normal(0.0, 1.0, size=x.shape), float(level))
     elif kind == "brightness":
-        x = x + float(level)
+        x = photometric.brighten(x, float(level))
     elif kind == "contrast":
-        x = 127.5 + float(level) * (x - 127.5)
+        x = photometric.scale_contrast(x, float(level))
     elif kind == "gamma":
         if level <= 0:
             raise ValueError(f"gamma must be > 0, got {level}")
-        x = 255.0 * (x / 255.0) ** float(level)
+        x = photometric.apply_gamma(x, float(level))
     elif kind == "blur":
         if level < 0:
             raise ValueError(f"blur sigma must be >= 0, got {level}")
         if level == 0:
             return patch.copy()
         images = patch.reshape((-1,) + patch.shape[-2:])
-        blurred = np.stack([cv2.GaussianBlur(image, (0, 0), float(level)) for image in images])
-        return blurred.reshape(patch.shape)
+        return np.stack([photometric.blur(image, float(level)) for image in images]).reshape(patch.shape)
     else:
         raise ValueError(f"unknown perturbation {kind!r}; choose from {sorted(PERTURBATIONS)}")
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return photometric.to_uint8(x)
 
 
 def _rng(seed, kind, index):
@@ -124,7 +123,7 @@ def robustness_sweep(
 
     Args:
         pairs, offsets: the clean test pairs (N, P, P, 2) uint8 and their (N, 8) offsets.
-        methods: as in :func:`hnet_keras.evaluation.evaluate` (default: every available
+        methods: as in :func:`hnet_keras.scoring.evaluation.evaluate` (default: every available
             baseline, plus ``network`` and ``network+ecc`` when ``model`` is given).
         perturbations: dict kind -> levels (default :data:`PERTURBATIONS`).
         seed: seed of the noise.

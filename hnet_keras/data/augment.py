@@ -6,7 +6,7 @@ equal content, and fails as soon as the light changes. Drawing these changes
 *independently* for patch A and patch B teaches it to match structure, not gray levels.
 
 Each change is applied to a patch with probability ``probability``, with a level drawn
-uniformly from its range (the units of :mod:`hnet_keras.robustness`):
+uniformly from its range (the units of :mod:`hnet_keras.scoring.robustness`):
 
 * ``brightness``: an added offset in gray levels, in ``[-b, b]``;
 * ``contrast``: ``127.5 + factor * (x - 127.5)``, factor in ``[1/c, c]`` (log-uniform);
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from . import photometric
 
 __all__ = ["Augmentation", "DEFAULT_AUGMENTATION", "augment_patch", "augment_pairs"]
 
@@ -75,18 +76,17 @@ def augment_patch(patch, rng, augmentation=DEFAULT_AUGMENTATION):
     u = rng.random(5)
     x = patch.astype(np.float32)
     if apply[4] and a.blur > 0:  # blur first: optics come before the sensor
-        sigma = 0.3 + u[4] * max(a.blur - 0.3, 0.0)
-        x = cv2.GaussianBlur(x, (0, 0), sigma)
+        x = photometric.blur(x, 0.3 + u[4] * max(a.blur - 0.3, 0.0))
     if apply[1] and a.contrast > 1:
-        x = 127.5 + np.float32(a.contrast ** (2 * u[1] - 1)) * (x - 127.5)
+        x = photometric.scale_contrast(x, np.float32(a.contrast ** (2 * u[1] - 1)))
     if apply[2] and a.gamma > 1:
-        x = 255.0 * (np.clip(x, 0, 255) / 255.0) ** np.float32(a.gamma ** (2 * u[2] - 1))
+        x = photometric.apply_gamma(x, np.float32(a.gamma ** (2 * u[2] - 1)))
     if apply[0] and a.brightness > 0:
-        x = x + np.float32((2 * u[0] - 1) * a.brightness)
+        x = photometric.brighten(x, np.float32((2 * u[0] - 1) * a.brightness))
     noise = rng.standard_normal(patch.shape, dtype=np.float32)
     if apply[3] and a.noise > 0:
-        x = x + noise * np.float32(u[3] * a.noise)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        x = photometric.add_noise(x, noise, np.float32(u[3] * a.noise))
+    return photometric.to_uint8(x)
 
 
 def augment_pairs(pairs, rng, augmentation=DEFAULT_AUGMENTATION):

@@ -12,8 +12,8 @@ it fall back to the identity (zero offsets) with ``failed=True``; the method cou
 the reason in its ``failures`` Counter. This is how DeTone et al. score ORB + RANSAC
 too: a failed pair still counts in the mean corner error, with the identity's error.
 
-Methods (registered in :data:`hnet_keras.methods.BASELINES`, name -> method;
-:func:`hnet_keras.methods.get_method` gives a fresh copy):
+Methods (registered in :data:`hnet_keras.estimators.methods.BASELINES`, name -> method;
+:func:`hnet_keras.estimators.methods.get_method` gives a fresh copy):
 
 * ``identity``: zero offsets, the "no motion" reference.
 * ``orb_ransac``: ORB features, Hamming matching with Lowe's ratio test,
@@ -26,7 +26,7 @@ Methods (registered in :data:`hnet_keras.methods.BASELINES`, name -> method;
 * ``ecc``: direct (intensity-based) alignment, ``cv2.findTransformECC`` with
   ``MOTION_HOMOGRAPHY``, run coarse to fine on an image pyramid from the identity.
 
-:class:`hnet_keras.methods.NetworkMethod` wraps a Keras model in the same interface.
+:class:`hnet_keras.estimators.methods.NetworkMethod` wraps a Keras model in the same interface.
 
 Direction of the estimated homography (see :mod:`hnet_keras.geometry`): ``H_ab`` maps a
 point of patch A to the point of patch B showing the same content.
@@ -48,7 +48,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .geometry import homography_to_offsets
+from ..geometry import homography_to_offsets
 from .refine import ECCSettings, RefinementFailed, ecc_coarse_to_fine
 
 __all__ = [
@@ -353,7 +353,7 @@ class ECCMethod(Method):
     """Direct alignment maximizing the enhanced correlation coefficient (Evangelidis & Psarakis).
 
     Starts from the identity on the coarsest level of :data:`ECC_SETTINGS` and refines
-    level by level (the loop of :func:`hnet_keras.refine.refine_homography`, without its
+    level by level (the loop of :func:`hnet_keras.estimators.refine.refine_homography`, without its
     bound on the move). No convergence is a failure.
     """
 

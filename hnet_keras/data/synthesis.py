@@ -29,12 +29,13 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .geometry import patch_corners
+from ..geometry import patch_corners
 from .images import read_grayscale, resolve_image_source
 
 __all__ = [
     "SynthesisConfig",
     "TRAIN_PROTOCOL",
+    "REPORT_PATCH",
     "PAPER_TEST_PROTOCOL",
     "Pair",
     "prepare_image",
@@ -44,6 +45,7 @@ __all__ = [
     "load_prepared_images",
     "synthesize_pairs",
     "resize_image",
+    "resize_with_scale",
     "resize_pairs",
     "normalize_images",
     "normalize_offsets",
@@ -85,6 +87,8 @@ class SynthesisConfig:
 
 TRAIN_PROTOCOL = SynthesisConfig((320, 240), 128, 32)
 PAPER_TEST_PROTOCOL = SynthesisConfig((640, 480), 256, 64)
+REPORT_PATCH = TRAIN_PROTOCOL.patch_size
+"""Every MACE is reported in pixels of a patch this wide (128 px), whatever the model's input size."""
 
 
 @dataclass
@@ -256,11 +260,18 @@ def resize_image(image, width, height):
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def resize_with_scale(image, width, height):
+    """``(resized, S)``: the image resized to ``width`` x ``height`` (see :func:`resize_image`) and the
+    (3, 3) ``S = diag(width / W, height / H, 1)`` mapping its (x, y) points to the resized image's."""
+    scale = np.diag([width / image.shape[1], height / image.shape[0], 1.0])
+    return resize_image(image, width, height), scale
+
+
 def resize_pairs(pairs, size):
     """Stacked pairs (N, P, P, 2) resized to (N, size, size, 2) with :func:`resize_image`.
 
     Training on resized pairs (``OnTheFlyDataset(input_size=...)``) and prediction
-    (:func:`hnet_keras.predict.predict_offsets`) both go through here, so a model sees
+    (:func:`hnet_keras.estimators.predict.predict_offsets`) both go through here, so a model sees
     the same pixels in both.
     """
     if pairs.shape[1] == size:

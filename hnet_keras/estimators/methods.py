@@ -1,9 +1,9 @@
 """The methods registry: every estimator the evaluations run, by name.
 
-:data:`BASELINES` holds the classical methods of :mod:`hnet_keras.baselines`; ``network``
+:data:`BASELINES` holds the classical methods of :mod:`hnet_keras.estimators.baselines`; ``network``
 is a Keras HomographyNet wrapped by :class:`NetworkMethod` in the same interface.
 :func:`get_method` gives a fresh method by name and :func:`resolve_methods` the list an
-evaluation runs. Keras is imported only when a network method is made.
+evaluation runs. Nothing here imports Keras: a network method runs the model it is given.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import time
 import cv2
 import numpy as np
 
+from ..geometry import homography_to_offsets, offsets_to_homography
+from ..nets.checkpoint import check_rho, load_checkpoint
 from .baselines import (
     MAGSAC_THRESHOLD,
     ECCMethod,
@@ -26,8 +28,7 @@ from .baselines import (
     orb_detector,
     sift_detector,
 )
-from .checkpoint import check_rho, load_checkpoint
-from .geometry import homography_to_offsets, offsets_to_homography
+from .predict import estimate_homography, predict_offsets
 from .refine import ECCSettings, RefinementFailed, refine_homography
 
 __all__ = [
@@ -70,7 +71,7 @@ class NetworkMethod(Method):
     """A Keras HomographyNet in the common interface.
 
     Pairs of any patch size are resized to the model's input and the offsets scaled
-    back (:func:`hnet_keras.predict.predict_offsets`); ``rho`` is the network's
+    back (:func:`hnet_keras.estimators.predict.predict_offsets`); ``rho`` is the network's
     *training* rho, which de-normalizes its outputs, whatever the rho of the test pairs.
     A network never "fails".
 
@@ -84,8 +85,6 @@ class NetworkMethod(Method):
         self._warm = False
 
     def _predict(self, pairs):
-        from .predict import predict_offsets  # Keras, only when a network runs
-
         # A batch of another size makes Keras trace the model again (seconds, counted in
         # the pairs' time): a short last batch is padded to the full size instead.
         padding = -len(pairs) % self.batch_size if len(pairs) > 1 else 0
@@ -95,8 +94,6 @@ class NetworkMethod(Method):
         return np.asarray(offsets[: len(offsets) - padding], np.float64)
 
     def homography(self, image_a, image_b):
-        from .predict import estimate_homography  # Keras, only when a network runs
-
         return estimate_homography(self.model, image_a, image_b, rho=self.rho, refine=False)
 
     def offsets(self, patch_a, patch_b):
@@ -122,14 +119,14 @@ class NetworkMethod(Method):
 
 
 class RefinedNetworkMethod(NetworkMethod):
-    """``network+ecc``: the network's estimate refined by ECC (:func:`hnet_keras.refine.refine_homography`).
+    """``network+ecc``: the network's estimate refined by ECC (:func:`hnet_keras.estimators.refine.refine_homography`).
 
     On a pair, ECC starts from the network's offsets, coarse to fine at the patch's
     resolution. When it raises, gives a non-finite homography or moves a corner further
-    than its bound (:class:`~hnet_keras.refine.ECCSettings`) from the network's guess, the
+    than its bound (:class:`~hnet_keras.estimators.refine.ECCSettings`) from the network's guess, the
     network's estimate stays: the pair is counted as failed with the reason, and keeps
     the network's offsets (not the identity's). On whole images
-    (:meth:`homography`) it is :func:`hnet_keras.predict.estimate_homography`'s pipeline.
+    (:meth:`homography`) it is :func:`hnet_keras.estimators.predict.estimate_homography`'s pipeline.
     A pair's time is its share of the network's batch plus its refinement.
     """
 
@@ -139,8 +136,6 @@ class RefinedNetworkMethod(NetworkMethod):
         self.settings = settings or ECCSettings()
 
     def homography(self, image_a, image_b):
-        from .predict import estimate_homography  # Keras, only when a network runs
-
         return estimate_homography(self.model, image_a, image_b, rho=self.rho)
 
     def refine(self, patch_a, patch_b, offsets):
@@ -175,7 +170,7 @@ def network_method(model, rho=None, batch_size=64, name="network"):
 
     Args:
         model: a Keras model taking (B, S, S, 2) inputs, or a checkpoint path
-            (:func:`hnet_keras.checkpoint.load_checkpoint`).
+            (:func:`hnet_keras.nets.checkpoint.load_checkpoint`).
         rho: the rho the network was trained with (de-normalizes its outputs);
             ``None`` takes a checkpoint's own; a model object needs it.
     """
@@ -190,7 +185,7 @@ def network_method(model, rho=None, batch_size=64, name="network"):
 def get_method(name, model=None, rho=None, batch_size=64):
     """A fresh method by name; ``"network"`` and ``"network+ecc"`` need ``model`` (a Keras model or a checkpoint path).
 
-    A :class:`~hnet_keras.baselines.Method` instance passes through unchanged.
+    A :class:`~hnet_keras.estimators.baselines.Method` instance passes through unchanged.
 
     Raises:
         ValueError: an unknown name, ``network`` without a model or rho, or AKAZE missing from OpenCV.

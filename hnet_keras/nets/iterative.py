@@ -21,7 +21,7 @@ question many times: *given the current estimate, how far off is it?* This model
 
 The weights are shared by every iteration (tied). The model outputs every iteration's
 estimate, (B, K, 8) in units of ``rho`` (the targets' ``offsets / rho``); the last one
-is the answer. :func:`hnet_keras.losses.sequence_l1` trains all of them, the later ones weighted more.
+is the answer. :func:`hnet_keras.nets.losses.sequence_l1` trains all of them, the later ones weighted more.
 The estimate fed to the next iteration is not differentiated through (as in RAFT):
 each step learns to correct whatever the previous one left.
 

@@ -8,7 +8,7 @@ reloads with ``safe_mode=True``.
 Targets follow the project convention: regression targets are ``offsets / rho``
 (shape (B, 8)); classification targets and outputs are distributions over
 ``bins`` values per coordinate (shape (B, 8, bins)), the bin centres being
-``linspace(-rho, rho, bins)`` (see :func:`hnet_keras.models.bin_centres`).
+``linspace(-rho, rho, bins)`` (see :func:`hnet_keras.nets.targets.bin_centres`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A network's outputs are ``offsets / rho``, so using a checkpoint needs its training
 ``rho`` as well as its weights; nothing here ever assumes one. The description is a
 JSON object ``{"kind", "options", "rho", ...}`` (``kind`` and ``options`` rebuild the
-architecture with :func:`hnet_keras.models.build_model`). Two forms carry it:
+architecture with :func:`hnet_keras.nets.models.build_model`). Two forms carry it:
 
 * a ``.keras`` model (what :func:`hnet_keras.train` writes): the description is the
   ``hnet_keras.json`` member of the file itself, so a ``best.keras`` copied out of its
@@ -25,7 +25,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from .fileio import atomic_save_model, atomic_write_text, replacing
+from ..fileio import atomic_save_model, atomic_write_text, replacing
+from .targets import model_options
 
 __all__ = [
     "SHIPPED_CHECKPOINT",
@@ -39,7 +40,7 @@ __all__ = [
     "export_checkpoint",
 ]
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "hnet_iterative" / "hnet_iterative.weights.h5"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "hnet_iterative" / "hnet_iterative.weights.h5"
 CHECKPOINT_ENV = "HNET_KERAS_CHECKPOINT"
 DESCRIPTION_MEMBER = "hnet_keras.json"
 
@@ -110,8 +111,6 @@ def _description(path):
     if state_path.is_file():  # a run file written before the description was stored inside
         preset = _read_json(state_path, "training state").get("preset")
         if isinstance(preset, dict) and "kind" in preset:
-            from .models import model_options  # Keras, only when a checkpoint is loaded
-
             return {"kind": preset["kind"], "options": model_options(**preset), "rho": preset.get("rho")}
     return None
 

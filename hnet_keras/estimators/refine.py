@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .geometry import patch_corners, warp_points
+from ..geometry import patch_corners, warp_points
 
 __all__ = ["ECCSettings", "RefinementFailed", "ecc_coarse_to_fine", "refine_homography", "image_texture", "MIN_TEXTURE",
            "alignment_score", "align_images"]
@@ -89,7 +89,7 @@ def _scaled(homography, factor):
 def ecc_coarse_to_fine(image_a, image_b, start, settings):
     """ECC's ``H_ab`` (scaled so ``H[2, 2] = 1``) from ``start``, on a pyramid of ``settings.levels``.
 
-    Shared with :class:`hnet_keras.baselines.ECCMethod`, which starts from the identity on
+    Shared with :class:`hnet_keras.estimators.baselines.ECCMethod`, which starts from the identity on
     whole images of different sizes, so the images need not match (A's size sets the levels).
     :func:`refine_homography` adds its checks of the inputs and of the result's move.
 

@@ -5,8 +5,8 @@ The model works at its own input size ``S`` (128 for the paper). Inputs of anoth
 size are resized to ``S``; the predicted offsets, which are in pixels of the resized
 input, are then scaled back to the given size. Regression models output
 ``offsets / rho``; classification models output bin probabilities, decoded by their
-expectation (:func:`hnet_keras.models.outputs_to_offsets`). The ``rho`` the model was
-trained with is always an argument: :func:`hnet_keras.checkpoint.load_checkpoint` gives it.
+expectation (:func:`hnet_keras.nets.targets.outputs_to_offsets`). The ``rho`` the model was
+trained with is always an argument: :func:`hnet_keras.nets.checkpoint.load_checkpoint` gives it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .checkpoint import check_rho
-from .geometry import mean_corner_error, offsets_to_homography
-from .images import embedded_photo_paths
-from .models import outputs_to_offsets
+from ..data.images import embedded_photo_paths
+from ..data.synthesis import (
+    REPORT_PATCH,
+    TRAIN_PROTOCOL,
+    load_prepared_images,
+    normalize_images,
+    resize_image,
+    resize_with_scale,
+    resize_pairs,
+    synthesize_pairs,
+)
+from ..geometry import mean_corner_error, offsets_to_homography
+from ..nets.checkpoint import check_rho
+from ..nets.targets import outputs_to_offsets
 from .refine import MIN_TEXTURE, align_images, image_texture
-from .synthesis import TRAIN_PROTOCOL, load_prepared_images, normalize_images, resize_image, resize_pairs, synthesize_pairs
 
 __all__ = [
     "model_input_size",
@@ -34,7 +43,6 @@ __all__ = [
     "LowTextureWarning",
 ]
 
-REPORT_PATCH = TRAIN_PROTOCOL.patch_size
 """Every MACE a notebook reports is in pixels of a patch of this side (128, the paper's)."""
 
 COARSE_PATCH = TRAIN_PROTOCOL.patch_size
@@ -73,7 +81,7 @@ def predict_offsets(model, pairs, rho, batch_size=64, decode="expectation"):
         rho: the ``rho`` the model was trained with (its targets were ``offsets / rho``).
         batch_size: pairs per forward pass.
         decode: how a classification model's bins become offsets, ``"expectation"``
-            or ``"argmax"`` (:func:`hnet_keras.models.decode_bins`).
+            or ``"argmax"`` (:func:`hnet_keras.nets.targets.decode_bins`).
 
     Returns:
         (N, 8) float64 offsets, scaled by ``P / S``.
@@ -121,14 +129,14 @@ def held_out_error(model, preset, images=None, count=256, seed=1, decode="expect
 
     Args:
         model: the trained model.
-        preset: its :class:`~hnet_keras.training.Preset` (or anything with ``synthesis``,
+        preset: its :class:`~hnet_keras.training.run.Preset` (or anything with ``synthesis``,
             ``rho`` and ``input_size``): the pairs are synthesized as its training pairs.
         images: held-out images (paths or a folder); default the embedded photos'
             ``"test"`` split, which training never reads.
         count: pairs; ``seed``: their seed.
         decode: a classification model's decoding (:func:`predict_offsets`).
         prepared: the held-out images already read and prepared for ``preset.synthesis``
-            (:func:`~hnet_keras.synthesis.load_prepared_images`), instead of ``images``: for
+            (:func:`~hnet_keras.data.synthesis.load_prepared_images`), instead of ``images``: for
             scoring many times on the same pairs without reading the photos each time.
 
     Returns:
@@ -203,7 +211,7 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
     1. A coarse estimate by the network (:func:`coarse_homography`).
     2. With ``refine``: ECC refinement up the image pyramid to full resolution, and
        the best of the refined estimate, the network's and the identity by normalized
-       correlation (:func:`hnet_keras.refine.align_images`), so the answer is never
+       correlation (:func:`hnet_keras.estimators.refine.align_images`), so the answer is never
        worse aligned than doing nothing.
 
     Image B may differ in size from A: it is resized to A's size first and the result
@@ -216,7 +224,7 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
         image_a, image_b: uint8 grayscale (H, W) or BGR (H, W, 3) images.
         rho: the ``rho`` the model was trained with.
         refine: refine the network's estimate (default) or return it as is.
-        settings: :class:`hnet_keras.refine.ECCSettings` for the refinement.
+        settings: :class:`hnet_keras.estimators.refine.ECCSettings` for the refinement.
         details: also return a dict: ``chosen`` (``"refined"``, ``"start"`` (the
             network's) or ``"identity"``), ``scores``, ``fallback`` (why the refinement
             was not used, or ``None``) and ``texture`` (of A and B).
@@ -228,9 +236,7 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
     """
     gray_a, gray_b = _to_gray(image_a, "image_a"), _to_gray(image_b, "image_b")
     height, width = gray_a.shape
-    to_a_size = np.diag([width / gray_b.shape[1], height / gray_b.shape[0], 1.0])
-    if gray_b.shape != gray_a.shape:
-        gray_b = resize_image(gray_b, width, height)
+    gray_b, to_a_size = resize_with_scale(gray_b, width, height)
     texture = (image_texture(gray_a), image_texture(gray_b))
     if min(texture) < MIN_TEXTURE:
         warnings.warn(f"too little texture to trust the estimate (mean gradient {min(texture):.2f} gray levels/px, "

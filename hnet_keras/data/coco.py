@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import urllib.error
 import urllib.request
 import zipfile
@@ -31,8 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from .arguments import output_folder
-from .fileio import atomic_write_text
+from ..fileio import atomic_write_text
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -283,31 +281,3 @@ def _extract(archive, dest, split, progress):
         shutil.rmtree(work, ignore_errors=True)
     files = sum(1 for m in members if not m.is_dir())
     atomic_write_text(dest / f".{split}.extracted", json.dumps({"split": split, "zip": archive.name, "files": files}))
-
-
-def register_commands(subparsers):
-    """``download-coco``."""
-    sizes = ", ".join(f"{name} {entry['size'] / 1e9:.1f} GB" for name, entry in KNOWN_ZIPS.items())
-    parser = subparsers.add_parser(
-        "download-coco",
-        help="download, verify (MD5) and unzip MS-COCO 2017 images; resumable",
-        description="Download an MS-COCO 2017 image zip (resuming a partial download), check its size "
-        "and MD5, and unzip it into DEST/SPLIT. Running it again skips finished work.",
-    )
-    parser.add_argument("--split", choices=SPLITS, default="val2017", help=f"which image zip ({sizes})")
-    parser.add_argument("--dest", required=True, type=output_folder,
-                        help="folder for SPLIT.zip and the extracted SPLIT/ images")
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
-                        help="where SPLIT.zip is fetched from: the official server, a mirror URL or a local folder")
-    parser.add_argument("--no-unzip", action="store_true", help="stop after the verified zip, do not extract it")
-    parser.set_defaults(func=_run_download_coco)
-
-
-def _run_download_coco(args):
-    try:
-        path = download_coco(args.split, args.dest, base_url=args.base_url, unzip=not args.no_unzip)
-    except DownloadError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0

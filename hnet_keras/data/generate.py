@@ -17,7 +17,6 @@ import contextlib
 import errno
 import json
 import multiprocessing
-from multiprocessing import resource_tracker
 import os
 import re
 import signal
@@ -26,15 +25,21 @@ import time
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .arguments import non_negative_int, output_folder, positive_int
-from .fileio import atomic_write_text
-from .archive import ARCHIVE_SIZE, MANIFEST_NAME, ArchiveError, manifest_archives, write_archive
+from ..fileio import atomic_write_text
+from .archive import (
+    ARCHIVE_SIZE,
+    MANIFEST_NAME,
+    ArchiveError,
+    manifest_archives,
+    write_archive,
+)
 from .images import read_grayscale, resolve_image_source
 from .synthesis import TRAIN_PROTOCOL, SynthesisConfig, pairs_from_image
 
@@ -404,36 +409,3 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
             else:
                 write_manifest(status)
     return summary, status
-
-
-def register_commands(subparsers):
-    """``make-dataset``."""
-    parser = subparsers.add_parser("make-dataset", help="synthesize pairs from images into .npz archives")
-    parser.add_argument("--images", default=None, help="folder of images (default: the embedded photos)")
-    parser.add_argument("--out", required=True, type=output_folder, help="output folder for the archives")
-    parser.add_argument("--pairs-per-image", type=positive_int, default=1, help="pairs drawn from each image")
-    parser.add_argument("--archive-size", type=positive_int, default=ARCHIVE_SIZE, help="pairs per archive")
-    parser.add_argument("--image-size", type=positive_int, nargs=2, default=list(TRAIN_PROTOCOL.image_size),
-                        metavar=("WIDTH", "HEIGHT"), help="size images are scaled and cropped to")
-    parser.add_argument("--patch", type=positive_int, default=TRAIN_PROTOCOL.patch_size, help="patch side in pixels")
-    parser.add_argument("--rho", type=non_negative_int, default=TRAIN_PROTOCOL.rho, help="largest corner perturbation")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    parser.add_argument("--workers", type=non_negative_int, default=1, help="processes; 0 = all cores")
-    parser.add_argument("--prefix", default="pairs", help="archive names are PREFIX_00000.npz, ...")
-    parser.set_defaults(func=_run_make_dataset)
-
-
-def _run_make_dataset(args):
-    config = SynthesisConfig(tuple(args.image_size), args.patch, args.rho)
-    check_archive_size(args.archive_size, args.patch, name="--archive-size")
-    generate_dataset(
-        args.out,
-        images=args.images,
-        pairs_per_image=args.pairs_per_image,
-        archive_size=args.archive_size,
-        config=config,
-        seed=args.seed,
-        workers=args.workers,
-        prefix=args.prefix,
-    )
-    return 0

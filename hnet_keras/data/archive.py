@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import replacing
+from ..fileio import replacing
 
 __all__ = [
     "ARCHIVE_SIZE",

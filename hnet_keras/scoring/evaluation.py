@@ -5,7 +5,7 @@ Two test protocols (:data:`PROTOCOLS`):
 * ``train`` (the default): the training recipe, 320x240 images, 128 px patches, rho 32.
 * ``paper``: DeTone et al.'s test protocol, 640x480 images, 256 px patches, rho 64.
   The network sees each pair downsampled to its input and its offsets are scaled back
-  (:func:`hnet_keras.predict.predict_offsets`); its outputs are de-normalized with its
+  (:func:`hnet_keras.estimators.predict.predict_offsets`); its outputs are de-normalized with its
   *training* rho (the checkpoint's), not with the protocol's 64. The baselines run on
   the full 256 px patches.
 
@@ -14,8 +14,8 @@ DeTone et al. report the mean average corner error (MACE, pixels) on this protoc
 HomographyNet classification 24.1, identity 49.1.
 
 :class:`Evaluation` is the one result type of every evaluation (:func:`evaluate`,
-:func:`hnet_keras.real_pairs.evaluate_real_pairs`, each level of
-:func:`hnet_keras.robustness.robustness_sweep`): per method, the per-pair errors,
+:func:`hnet_keras.scoring.real_pairs.evaluate_real_pairs`, each level of
+:func:`hnet_keras.scoring.robustness.robustness_sweep`): per method, the per-pair errors,
 failure flags and times, summarized as ``mace`` (mean corner error), ``median`` and
 ``p90`` (of the per-pair mean corner error), ``failure_rate`` (pairs where the method
 fell back to the identity; their identity error is included above, as in the paper),
@@ -30,20 +30,21 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .archive import ArchiveError, list_archives, read_archive
-from .arguments import non_negative_int, output_file, output_folder, positive_int
-from .checkpoint import check_rho, load_checkpoint, shipped_checkpoint
-from .fileio import atomic_write_json, atomic_write_text
-from .geometry import corner_errors
-from .images import embedded_photo_paths, list_images, require_split_parts, split_images
-from .methods import DEFAULT_BASELINES, METHOD_CHOICES, NETWORK_METHODS, resolve_methods
-from .plots import save_evaluation_figures
-from .synthesis import PAPER_TEST_PROTOCOL, TRAIN_PROTOCOL, synthesize_pairs
+from ..data.archive import ArchiveError, list_archives, read_archive
+from ..data.images import (
+    embedded_photo_paths,
+    list_images,
+    require_split_parts,
+    split_images,
+)
+from ..data.synthesis import PAPER_TEST_PROTOCOL, TRAIN_PROTOCOL, synthesize_pairs
+from ..estimators.methods import resolve_methods
+from ..fileio import atomic_write_json, atomic_write_text
+from ..geometry import corner_errors
 
 __all__ = [
     "PROTOCOLS",
@@ -54,7 +55,6 @@ __all__ = [
     "load_test_set",
     "evaluate",
     "format_table",
-    "register_commands",
 ]
 
 PROTOCOLS = {"train": TRAIN_PROTOCOL, "paper": PAPER_TEST_PROTOCOL}
@@ -110,19 +110,19 @@ def load_test_set(data=None, images=None, protocol="train", seed=0, count=DEFAUL
 
     Args:
         data: a folder of ``.npz`` archives (or one archive) in the archive format,
-            from :mod:`hnet_keras.generate` or any tool writing the same format; the
+            from :mod:`hnet_keras.data.generate` or any tool writing the same format; the
             first ``count`` pairs in file order are used (``count`` ``None`` or 0: all).
         images: a folder (or list) of images to synthesize a seeded test set from,
-            with the protocol's :class:`~hnet_keras.synthesis.SynthesisConfig`.
+            with the protocol's :class:`~hnet_keras.data.synthesis.SynthesisConfig`.
         protocol: ``"train"``, ``"paper"`` or a ``SynthesisConfig``.
         seed: seed of the synthesis.
         count: number of pairs.
         split: with a folder of ``images``, only its ``"train"``, ``"validation"`` or
-            ``"test"`` part (:func:`hnet_keras.images.split_images`), so a model trained on
+            ``"test"`` part (:func:`hnet_keras.data.images.split_images`), so a model trained on
             the folder is tested on photos it never saw.
 
     Without ``data`` or ``images`` the pairs are synthesized from the hold-out of
-    the embedded photos (:func:`hnet_keras.images.embedded_photo_paths` ``("test")``).
+    the embedded photos (:func:`hnet_keras.data.images.embedded_photo_paths` ``("test")``).
     """
     if data is not None and images is not None:
         raise ValueError("give either data (archives) or images, not both")
@@ -325,8 +325,8 @@ def evaluate(
         pairs: (N, P, P, 2) uint8 pairs, or a :class:`PairSet`; ``None`` loads one
             with :func:`load_test_set` (``data``, ``images``, ``protocol``, ``seed``, ``count``).
         offsets: (N, 8) true offsets (with an array of ``pairs``).
-        methods: names from :data:`hnet_keras.methods.METHOD_CHOICES` or
-            :class:`~hnet_keras.baselines.Method` objects. Default: every available
+        methods: names from :data:`hnet_keras.estimators.methods.METHOD_CHOICES` or
+            :class:`~hnet_keras.estimators.baselines.Method` objects. Default: every available
             baseline, plus ``network`` when ``model`` is given.
         model: a Keras model or checkpoint path, needed by ``network``.
         network_rho: the network's training rho (de-normalizes its outputs); needed with
@@ -370,96 +370,3 @@ def evaluate(
             predicted, failed, ms = method.estimate_batch(pairs, progress=bar.update)
         result.add(method, corner_errors(offsets, predicted), failed, ms, before, predicted)
     return result
-
-
-# --- command line ---------------------------------------------------------------------------
-def add_method_arguments(parser):
-    """``--methods``, ``--checkpoint`` and ``--network-rho``, shared by ``evaluate`` and ``evaluate-pairs``."""
-    parser.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=None, metavar="METHOD",
-                        help=f"methods to run, from {', '.join(METHOD_CHOICES)} (default: every available "
-                        "baseline, plus network and network+ecc when a checkpoint is at hand)")
-    parser.add_argument("--no-refine", action="store_true",
-                        help="leave network+ecc (the network refined by ECC) out of the default methods")
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint for the network methods: a .keras model, a run folder or a "
-                        "described .weights.h5 (default: the shipped checkpoint)")
-    parser.add_argument("--network-rho", type=float, default=None,
-                        help="the rho the network was trained with (default: the checkpoint's own)")
-
-
-def methods_from_args(args):
-    """The methods to run and, when the network is among them, ``(model, rho)``.
-
-    Without ``--methods``, the network and (unless ``--no-refine``) the network refined
-    by ECC join the baselines whenever a checkpoint is at hand: ``--checkpoint`` or the
-    shipped one.
-    """
-    if args.network_rho is not None:
-        check_rho(args.network_rho, "--network-rho")
-    checkpoint = args.checkpoint
-    if checkpoint is None and shipped_checkpoint().exists():
-        checkpoint = shipped_checkpoint()
-    methods = args.methods
-    if methods is None:
-        networks = NETWORK_METHODS[:1] if args.no_refine else NETWORK_METHODS
-        methods = list(DEFAULT_BASELINES) + (list(networks) if checkpoint else [])
-    if not set(NETWORK_METHODS) & set(methods):
-        return methods, None, None
-    if checkpoint is None:
-        raise ValueError("the network methods need --checkpoint PATH (no shipped checkpoint found)")
-    model, rho = load_checkpoint(checkpoint, args.network_rho)
-    return methods, model, rho
-
-
-def register_commands(subparsers):
-    """``evaluate``."""
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="compare HomographyNet with the OpenCV baselines on synthetic test pairs",
-        description="Mean corner error (MACE), median, p90, failure rate and speed of every method "
-        "on the same pairs. The paper's protocol (DeTone et al. 2016: regression 9.2, "
-        "ORB+RANSAC 11.7, classification 24.1, identity 49.1 px) is --protocol paper.",
-    )
-    add_method_arguments(parser)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--data", default=None,
-                        help="folder of .npz archives (or one archive) to evaluate on")
-    source.add_argument("--images", default=None,
-                        help="folder of images to synthesize a seeded test set from "
-                        "(without --data or --images: the embedded photos' test hold-out)")
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="train",
-                        help="synthesis protocol: train (320x240, 128 px, rho 32) or "
-                        "paper (640x480, 256 px, rho 64; the network sees pairs at its input size)")
-    parser.add_argument("--split", choices=("train", "validation", "test"), default=None,
-                        help="with --images: use only this part of the folder's fixed split by file name "
-                        "(default: every image)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthesized test set")
-    parser.add_argument("--pairs", type=non_negative_int, default=DEFAULT_PAIRS,
-                        help="pairs to synthesize, or the first N pairs of --data (0: all of --data)")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="the network's batch size")
-    parser.add_argument("--json", required=True, type=output_file, help="where to write the JSON summary")
-    parser.add_argument("--csv", default=None, type=output_file,
-                        help="where to write the per-pair CSV (default: the JSON path with .csv)")
-    parser.add_argument("--figures", default=None, type=output_folder, help="folder for the PNG figures (CDF, MACE bars, examples)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.set_defaults(func=_run_evaluate)
-
-
-def _run_evaluate(args):
-    if args.pairs < 0 or (args.pairs == 0 and args.data is None):
-        raise ValueError(f"--pairs must be positive (0 only with --data), got {args.pairs}")
-    methods, model, network_rho = methods_from_args(args)
-    test_set = load_test_set(
-        data=args.data, images=args.images, protocol=args.protocol, seed=args.seed, count=args.pairs,
-        split=args.split,
-    )
-    result = evaluate(test_set, methods=methods, model=model, network_rho=network_rho, batch_size=args.batch_size,
-                      progress=not args.no_progress)
-    print(result.table())
-    json_path = result.write_json(args.json)
-    csv_path = result.write_csv(args.csv or Path(args.json).with_suffix(".csv"))
-    print(f"wrote {json_path} and {csv_path}")
-    if args.figures:
-        paths = save_evaluation_figures(result, args.figures)
-        print(f"wrote {len(paths)} figures to {args.figures}")
-    return 0

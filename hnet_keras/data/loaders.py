@@ -15,7 +15,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .archive import ArchiveError, archive_length, list_archives, read_archive, require_pairs
+from .archive import (
+    ArchiveError,
+    archive_length,
+    list_archives,
+    read_archive,
+    require_pairs,
+)
 from .augment import augment_pairs
 from .synthesis import (
     TRAIN_PROTOCOL,
@@ -175,10 +181,10 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         seed: the seed.
         fixed: draw the same pairs every epoch (for a validation set).
         input_size: feed the pairs resized to this side (area averaging), as
-            :func:`hnet_keras.predict.predict_offsets` does at inference: a model with a 64 px
+            :func:`hnet_keras.estimators.predict.predict_offsets` does at inference: a model with a 64 px
             input then trains on exactly what it sees when given 128 px pairs. The
             targets stay ``offsets / rho``, which resizing does not change.
-        augmentation: an :class:`hnet_keras.augment.Augmentation` to change patch A and
+        augmentation: an :class:`hnet_keras.data.augment.Augmentation` to change patch A and
             patch B photometrically, each on its own (before the resize), or ``None``.
     """
 

@@ -1,0 +1,1 @@
+"""Homography estimators: the classical baselines, the method registry, network prediction, ECC refinement."""

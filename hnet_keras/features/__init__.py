@@ -1,0 +1,1 @@
+"""Keypoints and descriptors: SuperPoint and dense descriptors, learned beside the homography networks."""

@@ -1,0 +1,1 @@
+"""Scoring estimators: synthetic evaluation, real image pairs, the robustness sweep, the demo."""

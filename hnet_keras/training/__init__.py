@@ -1,0 +1,1 @@
+"""Training: presets, the run with resume, and its history."""
