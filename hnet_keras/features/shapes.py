@@ -45,6 +45,7 @@ __all__ = [
     "augment_shape",
     "points_to_cells",
     "cells_to_points",
+    "SeededBatches",
     "ShapesDataset",
 ]
 
@@ -442,7 +443,32 @@ def shape_targets(points, valid, size, rng=None):
     return np.stack([points_to_cells(points, size, rng).astype(np.float32), cell_validity(valid)], axis=-1)
 
 
-class ShapesDataset(keras.utils.PyDataset):
+class SeededBatches(keras.utils.PyDataset):
+    """A ``PyDataset`` of ``batches`` batches per epoch, batch ``i`` of epoch ``e`` drawn from ``(seed, e, i)``;
+    ``fixed`` draws the same batches every epoch (validation). Subclasses define ``__getitem__``."""
+
+    def __init__(self, batches, seed=0, fixed=False, **kwargs):
+        super().__init__(**kwargs)
+        if int(batches) < 1:
+            raise ValueError(f"batches per epoch must be >= 1, got {batches}")
+        self.batches, self.seed, self.fixed = int(batches), int(seed), fixed
+        self._epoch = 0
+
+    def __len__(self):
+        return self.batches
+
+    def on_epoch_end(self):
+        if not self.fixed:
+            self._epoch += 1
+
+    def batch_rng(self, index):
+        """The generator of batch ``index`` of the current epoch."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for {len(self)} batches")
+        return np.random.default_rng([self.seed, self._epoch, int(index)])
+
+
+class ShapesDataset(SeededBatches):
     """Batches of augmented synthetic shapes with their cell targets (see the module doc).
 
     Args:
@@ -456,31 +482,15 @@ class ShapesDataset(keras.utils.PyDataset):
 
     def __init__(self, batch_size=32, batches_per_epoch=100, config=ShapesConfig(), seed=0, fixed=False, augment=None,
                  **kwargs):
-        super().__init__(**kwargs)
-        if batch_size < 1 or batches_per_epoch < 1:
-            raise ValueError(f"batch_size and batches_per_epoch must be >= 1, got {batch_size} and {batches_per_epoch}")
-        self.batch_size, self.batches_per_epoch, self.config = batch_size, batches_per_epoch, config
-        self.seed, self.fixed = int(seed), fixed
+        super().__init__(batches_per_epoch, seed, fixed, **kwargs)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size, self.config = batch_size, config
         self.augment = (not fixed) if augment is None else augment
-        self._epoch = 0
-
-    def __len__(self):
-        return self.batches_per_epoch
-
-    def on_epoch_end(self):
-        if not self.fixed:
-            self._epoch += 1
-
-    def set_epoch(self, epoch):
-        """Draw the batches of epoch ``epoch`` from now on (a resumed run starts where it stopped)."""
-        if not self.fixed:
-            self._epoch = int(epoch)
 
     def sample(self, index):
         """Batch ``index`` as ``(images (B, H, W) uint8, points [list of (N, 2)], valid (B, H, W) bool)``."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        rng = np.random.default_rng([self.seed, self._epoch, int(index)])
+        rng = self.batch_rng(index)
         images, points, valids = [], [], []
         for _ in range(self.batch_size):
             image, corners = draw_shape(rng, self.config)
