@@ -250,7 +250,7 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
         }
         if budget == "paper":
             test_set = load_test_set(images=test_images, protocol="paper", seed=seed + 2, count=protocol_pairs)
-            scores = evaluate(test_set, ["identity", "network"], model=trained.model, network_rho=run.preset.rho,
+            scores = evaluate(test_set, methods=["identity", "network"], model=trained.model, network_rho=run.preset.rho,
                               progress=progress).summary()
             result.runs[run.name]["paper_protocol"] = {name: round(s["mace"], 3) for name, s in scores.items()}
     return result

@@ -214,3 +214,13 @@ def test_table_never_truncates_method_names(test_set):
     assert any(line.startswith("a method with a very long descriptive label ") for line in lines)
     assert len({len(line) for line in lines[1:]}) == 1  # the columns line up
     assert format_table("x", ["a"], [("y" * 40, ["1"])]).splitlines()[2] == "y" * 40 + " " * 8 + "1"
+
+
+def test_method_names_where_the_offsets_go_are_refused():
+    test_set = load_test_set(count=2, seed=0)
+    with pytest.raises(ValueError, match="PairSet carries its own offsets"):
+        evaluate(test_set, ["identity"])
+    with pytest.raises(ValueError, match="method names"):
+        evaluate(test_set.pairs, ["identity", "sift_ransac"])
+    result = evaluate(test_set, methods=["identity"], progress=False)
+    assert result.methods == ["identity"]

@@ -34,7 +34,7 @@ def test_network_plus_ecc_refines_the_network_and_counts_its_fallbacks():
     pairs, offsets = synthesize_pairs(6, embedded_photo_paths("test"), SynthesisConfig((160, 120), 64, 3), seed=0)
     method = get_method("network+ecc", model=_constant_model(64), rho=3)
     assert isinstance(method, RefinedNetworkMethod) and method.name == "network+ecc"
-    predicted, failed, ms = method.estimate_batch(pairs)
+    predicted, failed, ms, _ = method.estimate_batch(pairs)
     errors = np.abs(predicted - offsets).reshape(-1, 4, 2)
     identity = np.abs(offsets).reshape(-1, 4, 2)
     assert not failed.any() and np.all(ms > 0)
@@ -42,8 +42,8 @@ def test_network_plus_ecc_refines_the_network_and_counts_its_fallbacks():
     # a blank pair has nothing to align: the network's answer stays, the fallback is counted
     blank = np.full((1, 64, 64, 2), 128, np.uint8)
     stuck = get_method("network+ecc", model=_constant_model(64, 0.5), rho=3)
-    predicted, failed, _ = stuck.estimate_batch(blank)
-    assert failed.all() and sum(stuck.failures.values()) == 1
+    predicted, failed, _, reasons = stuck.estimate_batch(blank)
+    assert failed.all() and len(reasons) == 1 and reasons[0]
     np.testing.assert_allclose(predicted[0], np.full(8, 1.5))  # 0.5 * rho: the network's estimate, not zeros
 
 

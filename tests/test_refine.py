@@ -5,7 +5,8 @@ import pytest
 
 from hnet_keras.geometry import corner_errors, homography_to_offsets, offsets_to_homography
 from hnet_keras.data.images import embedded_photo_paths, read_grayscale
-from hnet_keras.estimators.refine import ECCSettings, RefinementFailed, image_texture, refine_homography
+from hnet_keras.estimators.contract import EstimationFailed
+from hnet_keras.estimators.refine import ECCSettings, image_texture, refine_homography
 from hnet_keras.data.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
 
 
@@ -38,14 +39,14 @@ def test_an_exact_start_stays_put():
 def test_blank_images_fail_instead_of_returning_a_guess():
     blank = np.full((128, 128), 120, np.uint8)
     assert image_texture(blank) == 0.0
-    with pytest.raises(RefinementFailed):
+    with pytest.raises(EstimationFailed):
         refine_homography(blank, blank, np.eye(3))
 
 
 def test_a_move_beyond_the_bound_falls_back():
     pair = _real_pairs(1, seed=3)[0]
     far = pair.offsets + np.array([6, -6, 6, 6, -6, 6, -6, -6])  # 8.5 px off at every corner
-    with pytest.raises(RefinementFailed, match="too far"):
+    with pytest.raises(EstimationFailed, match="too far"):
         refine_homography(pair.patch_a, pair.patch_b, offsets_to_homography(far, 128), ECCSettings(max_move=2.0))
 
 

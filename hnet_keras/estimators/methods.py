@@ -18,18 +18,16 @@ from ..nets.checkpoint import check_rho, load_checkpoint
 from .baselines import (
     MAGSAC_THRESHOLD,
     ECCMethod,
-    Estimate,
     FeatureMethod,
     IdentityMethod,
-    Method,
     akaze_available,
     akaze_detector,
-    check_pair,
     orb_detector,
     sift_detector,
 )
+from .contract import Estimate, Estimates, EstimationFailed, Method, check_pair
 from .predict import estimate_homography, predict_offsets
-from .refine import ECCSettings, RefinementFailed, refine_homography
+from .refine import ECCSettings, refine_homography
 
 __all__ = [
     "BASELINES",
@@ -55,8 +53,7 @@ BASELINES = {
 }
 """Classical methods by name, callable on a pair: ``BASELINES["sift_ransac"](a, b)``.
 
-These shared instances accumulate failure counts over every call; :func:`get_method`
-gives a fresh copy with its own counts (what the evaluations use)."""
+:func:`get_method` gives a fresh copy with its own detector and matcher (what the evaluations use)."""
 
 DEFAULT_BASELINES = tuple(name for name in BASELINES if name != "akaze_ransac" or akaze_available())
 """The baselines an evaluation runs by default: those this OpenCV build has."""
@@ -115,7 +112,7 @@ class NetworkMethod(Method):
             ms[start : start + len(chunk)] = (time.perf_counter() - began) * 1000.0 / len(chunk)
             if progress is not None:
                 progress(len(chunk))
-        return offsets, np.zeros(len(pairs), bool), ms
+        return Estimates(offsets, np.zeros(len(pairs), bool), ms, [None] * len(pairs))
 
 
 class RefinedNetworkMethod(NetworkMethod):
@@ -139,30 +136,31 @@ class RefinedNetworkMethod(NetworkMethod):
         return estimate_homography(self.model, image_a, image_b, rho=self.rho)
 
     def refine(self, patch_a, patch_b, offsets):
-        """``(offsets, failed)``: the network's ``offsets`` refined, or kept (and counted) on a fallback."""
+        """``(offsets, reason)``: the network's ``offsets`` refined (reason ``None``), or kept with
+        the reason of the fallback."""
         size = patch_a.shape[0]
         try:
             refined = refine_homography(patch_a, patch_b, offsets_to_homography(offsets, size), self.settings)
-            return homography_to_offsets(refined, size), False
-        except RefinementFailed as failure:
-            self.failures[failure.reason] += 1
-            return np.asarray(offsets, np.float64), True
+            return homography_to_offsets(refined, size), None
+        except EstimationFailed as failure:
+            return np.asarray(offsets, np.float64), failure.reason
 
     def __call__(self, patch_a, patch_b):
         patch_a, patch_b = check_pair(patch_a, patch_b)
         start = time.perf_counter()
-        offsets, failed = self.refine(patch_a, patch_b, self.offsets(patch_a, patch_b))
-        return Estimate(offsets, failed, (time.perf_counter() - start) * 1000.0)
+        offsets, reason = self.refine(patch_a, patch_b, self.offsets(patch_a, patch_b))
+        return Estimate(offsets, reason is not None, (time.perf_counter() - start) * 1000.0, reason)
 
     def estimate_batch(self, pairs, progress=None):
-        offsets, failed, ms = super().estimate_batch(pairs)
+        offsets, failed, ms, reasons = super().estimate_batch(pairs)
         for i, pair in enumerate(np.asarray(pairs)):
             began = time.perf_counter()
-            offsets[i], failed[i] = self.refine(pair[..., 0], pair[..., 1], offsets[i])
+            offsets[i], reasons[i] = self.refine(pair[..., 0], pair[..., 1], offsets[i])
+            failed[i] = reasons[i] is not None
             ms[i] += (time.perf_counter() - began) * 1000.0
             if progress is not None:
                 progress(1)
-        return offsets, failed, ms
+        return Estimates(offsets, failed, ms, reasons)
 
 
 def network_method(model, rho=None, batch_size=64, name="network"):

@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 
 from ..geometry import patch_corners, warp_points
+from .contract import EstimationFailed
 
-__all__ = ["ECCSettings", "RefinementFailed", "ecc_coarse_to_fine", "refine_homography", "image_texture", "MIN_TEXTURE",
+__all__ = ["ECCSettings", "ecc_coarse_to_fine", "refine_homography", "image_texture", "MIN_TEXTURE",
            "alignment_score", "align_images"]
 
 MIN_TEXTURE = 1.0
@@ -60,14 +61,6 @@ class ECCSettings:
     max_move_fraction: float = 1.0 / 8
 
 
-class RefinementFailed(Exception):
-    """The refinement could not improve the estimate; ``reason`` says why."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
-
-
 def image_texture(image):
     """Mean gradient magnitude of a grayscale image, in gray levels per pixel.
 
@@ -99,7 +92,7 @@ def ecc_coarse_to_fine(image_a, image_b, start, settings):
         settings: an :class:`ECCSettings`.
 
     Raises:
-        RefinementFailed: ECC did not converge or gave a non-finite homography.
+        EstimationFailed: ECC did not converge or gave a non-finite homography.
     """
     pyramid = [(image_a, image_b)]
     while len(pyramid) < settings.levels and min(pyramid[-1][0].shape) // 2 >= settings.min_side:
@@ -114,9 +107,9 @@ def ecc_coarse_to_fine(image_a, image_b, start, settings):
                 a, b, warp.astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, None, settings.gauss_filter
             )
         except cv2.error as error:
-            raise RefinementFailed("ECC did not converge") from error
+            raise EstimationFailed("ECC did not converge") from error
         if not np.all(np.isfinite(found)) or abs(found[2, 2]) < 1e-9:
-            raise RefinementFailed("non-finite homography")
+            raise EstimationFailed("non-finite homography")
         warp = found.astype(np.float64) / found[2, 2]
         if level:
             warp = _scaled(warp, 2.0)
@@ -135,7 +128,7 @@ def refine_homography(image_a, image_b, h_ab, settings=ECCSettings()):
         (3, 3) float64 refined ``H_ab`` (scaled so ``H[2, 2] = 1``).
 
     Raises:
-        RefinementFailed: ECC did not converge, gave a non-finite or degenerate
+        EstimationFailed: ECC did not converge, gave a non-finite or degenerate
             homography, or moved a corner more than the allowed bound.
     """
     image_a, image_b = np.asarray(image_a), np.asarray(image_b)
@@ -149,13 +142,13 @@ def refine_homography(image_a, image_b, h_ab, settings=ECCSettings()):
     try:
         moved = warp_points(np.linalg.inv(warp), corners) - warp_points(np.linalg.inv(start), corners)
     except np.linalg.LinAlgError as error:
-        raise RefinementFailed("singular homography") from error
+        raise EstimationFailed("singular homography") from error
     bound = settings.max_move if settings.max_move is not None else settings.max_move_fraction * min(width, height)
     distance = np.sqrt(np.sum(moved**2, axis=-1))
     if not np.all(np.isfinite(distance)):
-        raise RefinementFailed("degenerate homography")
+        raise EstimationFailed("degenerate homography")
     if np.max(distance) > bound:
-        raise RefinementFailed("moved too far from the estimate")
+        raise EstimationFailed("moved too far from the estimate")
     return warp
 
 
@@ -210,7 +203,7 @@ def align_images(image_a, image_b, h_start, settings=None):
     candidates, fallback = {"identity": np.eye(3)}, None
     try:
         candidates["refined"] = refine_homography(image_a, image_b, h_start, settings)
-    except RefinementFailed as failure:
+    except EstimationFailed as failure:
         fallback = failure.reason
     candidates["start"] = np.asarray(h_start, np.float64) / h_start[2, 2]
     scores = {name: alignment_score(image_a, image_b, h) for name, h in candidates.items()}

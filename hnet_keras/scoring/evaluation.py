@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +43,7 @@ from ..data.images import (
     split_images,
 )
 from ..data.synthesis import PAPER_TEST_PROTOCOL, TRAIN_PROTOCOL, synthesize_pairs
-from ..estimators.methods import resolve_methods
+from ..estimators.methods import NetworkMethod, resolve_methods
 from ..fileio import atomic_write_json, atomic_write_text
 from ..geometry import corner_errors
 
@@ -212,17 +213,14 @@ class Evaluation:
     def methods(self):
         return list(self.errors)
 
-    def add(self, method, errors, failed, ms, reasons_before=None, predictions=None):
-        """Record one method's per-pair results; its failure reasons are those counted since ``reasons_before``."""
-        before = reasons_before or {}
+    def add(self, method, errors, failed, ms, reasons=(), predictions=None):
+        """Record one method's per-pair results; ``reasons`` are its per-pair failure reasons
+        (``None`` where it did not fail)."""
         self.errors[method.name] = np.asarray(errors, np.float64)
         self.failed[method.name] = np.asarray(failed, bool)
         self.ms[method.name] = np.asarray(ms, np.float64)
         self.labels[method.name] = method.description
-        self.failure_reasons[method.name] = {
-            reason: count - before.get(reason, 0) for reason, count in method.failures.items()
-            if count - before.get(reason, 0)
-        }
+        self.failure_reasons[method.name] = dict(Counter(reason for reason in reasons if reason is not None))
         if predictions is not None:
             self.predictions[method.name] = np.asarray(predictions, np.float64)
 
@@ -337,6 +335,12 @@ def evaluate(
     Returns:
         an :class:`Evaluation`; ``.summary()``, ``.table()``, ``.write_json()``, ``.write_csv()``.
     """
+    if isinstance(pairs, PairSet) and offsets is not None:
+        raise ValueError("evaluate: a PairSet carries its own offsets; give methods as methods=[...], "
+                         "not as the second argument")
+    if isinstance(offsets, (str, list, tuple)) and all(isinstance(o, str) for o in np.ravel(offsets)):
+        raise ValueError(f"evaluate: {offsets!r} looks like method names, given where the offsets go; "
+                         "pass them as methods=[...]")
     if pairs is None:
         test_set = load_test_set(data=data, images=images, protocol=protocol, seed=seed, count=count)
     elif isinstance(pairs, PairSet):
@@ -353,7 +357,7 @@ def evaluate(
     resolved = resolve_methods(methods, model, network_rho, batch_size)
     context = {"protocol": test_set.protocol, "seed": test_set.seed, "patch_size": int(pairs.shape[1]),
                "source": test_set.source}
-    network = next((m for m in resolved if hasattr(m, "rho")), None)
+    network = next((m for m in resolved if isinstance(m, NetworkMethod)), None)
     context["network_rho"] = network.rho if network is not None else None
     if test_set.protocol in PROTOCOLS:
         config = PROTOCOLS[test_set.protocol]
@@ -366,7 +370,6 @@ def evaluate(
     result = Evaluation(offsets=offsets, context=context, title=title, pairs=pairs)
     for method in resolved:
         with tqdm(total=len(pairs), desc=method.name, unit="pair", disable=not progress, leave=False) as bar:
-            before = dict(method.failures)
-            predicted, failed, ms = method.estimate_batch(pairs, progress=bar.update)
-        result.add(method, corner_errors(offsets, predicted), failed, ms, before, predicted)
+            predicted, failed, ms, reasons = method.estimate_batch(pairs, progress=bar.update)
+        result.add(method, corner_errors(offsets, predicted), failed, ms, reasons, predicted)
     return result

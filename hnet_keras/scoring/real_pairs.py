@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from ..data.augment import augment_patch
 from ..data.images import IMAGE_EXTENSIONS, read_grayscale
 from ..data.synthesis import resize_with_scale
-from ..estimators.baselines import EstimationFailed, check_homography
+from ..estimators.contract import EstimationFailed, check_homography
 from ..estimators.methods import NetworkMethod, resolve_methods
 from ..estimators.refine import MIN_TEXTURE, image_texture
 from ..geometry import patch_corners, warp_points
@@ -291,8 +291,8 @@ def estimate_full_homography(method, image_a, image_b, max_side=REAL_PAIRS_MAX_S
     """A method's full-image ``H_ab`` (image A -> image B).
 
     Returns:
-        ``(H, failed, ms)``: the identity when the method failed (``method.failures``
-        counts the reason).
+        ``(H, reason, ms)``: the identity and the failure's reason when the method failed
+        (``reason`` is ``None`` when it did not).
     """
     start = time.perf_counter()
     height, width = image_a.shape
@@ -310,8 +310,8 @@ def estimate_full_homography(method, image_a, image_b, max_side=REAL_PAIRS_MAX_S
             h = np.linalg.inv(scale_b) @ h_small @ scale_a
         return check_homography(h, (width, height), REAL_MAX_OFFSET_FRACTION)
 
-    h, failed = method.attempt(estimate, np.eye(3))
-    return h, failed, (time.perf_counter() - start) * 1000.0
+    h, reason = method.attempt(estimate, np.eye(3))
+    return h, reason, (time.perf_counter() - start) * 1000.0
 
 
 def corner_distance(h_estimated, h_true, image_size):
@@ -348,7 +348,6 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
     if isinstance(pairs, (str, Path)):
         pairs = load_real_pairs(pairs)
     resolved = resolve_methods(methods, model, network_rho, 1)
-    before = {m.name: dict(m.failures) for m in resolved}
     rows = {m.name: [] for m in resolved}
     skipped, names, low_texture = [], [], []
     with tqdm(total=len(pairs) * len(resolved), desc="real pairs", unit="est", disable=not progress) as bar:
@@ -368,8 +367,8 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
                 low_texture.append(pair.name)
             size = (image_a.shape[1], image_a.shape[0])
             for method in resolved:
-                h, failed, ms = estimate_full_homography(method, image_a, image_b, max_side)
-                rows[method.name].append((corner_distance(h, pair.homography, size), failed, ms))
+                h, reason, ms = estimate_full_homography(method, image_a, image_b, max_side)
+                rows[method.name].append((corner_distance(h, pair.homography, size), reason, ms))
                 bar.update(1)
     if skipped and len(skipped) == len(pairs):
         raise ValueError(f"none of the {len(pairs)} pairs could be read, e.g. {skipped[0]['reason']}")
@@ -379,6 +378,6 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
     result = Evaluation(names=names, thresholds=tuple(thresholds), context=context,
                         title=f"{title}, baselines at max side {max_side}")
     for method in resolved:
-        errors, failed, ms = (np.array([row[k] for row in rows[method.name]]) for k in range(3))
-        result.add(method, errors, failed, ms, before[method.name])
+        errors, reasons, ms = zip(*rows[method.name]) if rows[method.name] else ((), (), ())
+        result.add(method, errors, [reason is not None for reason in reasons], ms, reasons)
     return result
