@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.images import read_grayscale
+from ..data.images import list_images, read_grayscale, split_images
 from .homographies import ADAPTATION_HOMOGRAPHY, sample_homographies, valid_mask, warp_image
 from .superpoint import nms, prepare_photo, probability_maps, write_labels
 
-__all__ = ["adapted_probability", "adapt_image", "adapt_photos", "ADAPTATION_THRESHOLD"]
+__all__ = ["adapted_probability", "adapt_image", "adapt_photos", "select_photos", "ADAPTATION_THRESHOLD"]
 
 ADAPTATION_THRESHOLD = 0.015
 """Threshold of the averaged map's maxima (the reference's detection threshold)."""
@@ -104,3 +104,18 @@ def adapt_photos(model, paths, output, size=(160, 120), homographies=64, seed=0,
              "names": names}
     write_labels(output, np.stack(images), labels, facts)
     return np.stack(images), labels, facts
+
+
+def select_photos(folder, limit=None, part="train", seed=0):
+    """Up to ``limit`` photos of one part of a folder's fixed split (:func:`hnet_keras.data.images.split_images`:
+    ``"train"``, ``"validation"`` or ``"test"``), a seeded random choice, sorted."""
+    parts = split_images(list_images(folder))
+    if part not in parts:
+        raise ValueError(f"part must be one of {', '.join(parts)}, got {part!r}")
+    paths = parts[part]
+    if not paths:
+        raise ValueError(f"{folder}: its {part} part is empty")
+    if limit is not None and limit < len(paths):
+        chosen = np.random.default_rng(seed).choice(len(paths), int(limit), replace=False)
+        paths = [paths[i] for i in sorted(chosen)]
+    return paths

@@ -45,6 +45,7 @@ __all__ = [
     "detection_scores",
     "repeatability",
     "downsize_pair",
+    "evaluate_keypoints",
 ]
 
 NMS_RADIUS = 4
@@ -243,3 +244,33 @@ def repeatability(detector, pairs, top_k=300, distance=3.0, progress=False):
         per_pair.append(float(repeated) / (len(points_a) + len(points_b)))
     per_pair = np.array(per_pair)
     return (float(per_pair.mean()) if len(per_pair) else float("nan")), per_pair
+
+
+def evaluate_keypoints(networks=None, classical=("harris", "shi_tomasi", "fast", "sift"), shapes=500, pairs=(),
+                       top_k=300, seed=10_000, progress=True):
+    """Detection on held-out shapes and repeatability on pairs, every detector by the same code.
+
+    Args:
+        networks: ``{name: detector callable}`` (e.g. :func:`network_detector` of a model) scored beside
+            the ``classical`` ones (names in :data:`CLASSICAL_DETECTORS`).
+        shapes: held-out synthetic images (:func:`held_out_shapes`, ``seed``); 0 skips detection.
+        pairs: ``(image_a, image_b, H_ab)`` triples for repeatability (e.g. :func:`downsize_pair` of real
+            pairs); empty skips it.
+        top_k: points per image for repeatability.
+
+    Returns:
+        a JSON-ready dict ``{"detection": {name: summary}, "repeatability": {name: mean}, ...}``, rounded.
+    """
+    detectors = {name: CLASSICAL_DETECTORS[name] for name in classical}
+    detectors.update(networks or {})
+    report = {"shapes": int(shapes), "seed": seed, "pairs": len(pairs), "top_k": top_k, "nms": NMS_RADIUS,
+              "detection_distance": 4.0, "repeatability_distance": 3.0, "detection": {}, "repeatability": {}}
+    if shapes:
+        images, truths = held_out_shapes(shapes, seed)
+        for name, detector in detectors.items():
+            report["detection"][name] = detection_scores(detector, images, truths, progress=progress).summary()
+    pairs = list(pairs)
+    for name, detector in detectors.items():
+        if pairs:
+            report["repeatability"][name] = round(repeatability(detector, pairs, top_k, progress=progress)[0], 3)
+    return report

@@ -42,7 +42,7 @@ import numpy as np
 from keras import ops
 
 from ..data.augment import Augmentation, augment_patch
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, replacing
 from ..nets.checkpoint import save_model
 from ..training.run import RunCheckpoint, _optimizer_position, _progress_bar, _read_resume_point, \
     _seed_generator_states
@@ -66,6 +66,9 @@ __all__ = [
     "describe",
     "PhotoPairs",
     "train_superpoint",
+    "train_on_labels",
+    "write_labels",
+    "read_labels",
     "SuperPointResult",
     "save_superpoint",
     "load_superpoint",
@@ -629,6 +632,31 @@ def _copy_matching_weights(source, net):
     return copied
 
 
+def train_on_labels(preset="superpoint_cpu", labels=None, *, validation_every=10, seed=0, **options):
+    """Train SuperPoint (or MagicPoint on photos) on a labels file of :func:`write_labels`.
+
+    Every ``validation_every``-th photo is held out for validation (fixed pairs); the others make
+    :class:`PhotoPairs`. ``options`` go to :func:`train_superpoint` (run, checkpoint_dir,
+    initial_weights, resume, verbose, preset overrides...).
+    """
+    preset = get_superpoint_preset(preset, **{k: v for k, v in options.items() if k in _PRESET_FIELDS})
+    options = {k: v for k, v in options.items() if k not in _PRESET_FIELDS}
+    if not preset.descriptor_dim:
+        raise ValueError(f"preset {preset.name!r} has no descriptor head; photo pairs train a SuperPoint preset")
+    images, points = read_labels(labels)
+    held = np.arange(len(images)) % validation_every == validation_every - 1
+    if held.all() or not held.any():
+        raise ValueError(f"{labels}: {len(images)} photos are too few to hold out every {validation_every}th")
+    train_data = PhotoPairs(images[~held], [p for p, h in zip(points, held) if not h], preset,
+                            preset.steps_per_epoch, seed)
+    validation = PhotoPairs(images[held], [p for p, h in zip(points, held) if h], preset,
+                            preset.validation_batches, seed + 1, fixed=True)
+    return train_superpoint(preset, data=train_data, validation_data=validation, seed=seed, **options)
+
+
+_PRESET_FIELDS = {f.name for f in dataclasses.fields(SuperPointPreset)}
+
+
 # Checkpoints.
 
 
@@ -694,8 +722,6 @@ def load_superpoint(path=None):
 def write_labels(path, images, labels, facts=None):
     """Save labelled photos as an uncompressed ``.npz``: ``images`` (N, H, W) uint8, ``points`` (M, 2)
     float32 and ``counts`` (N,) int64 (photo i's points are the next ``counts[i]`` rows), atomically."""
-    from ..fileio import replacing
-
     images = np.asarray(images, np.uint8)
     counts = np.array([len(p) for p in labels], np.int64)
     points = np.concatenate([np.asarray(p, np.float32).reshape(-1, 2) for p in labels]) if len(labels) else \
