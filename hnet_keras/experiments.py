@@ -12,7 +12,7 @@ One definition serves three budgets (:data:`BUDGETS`):
 
 Every run's held-out MACE is measured during training (a callback, saved in the run's
 history, so a resumed run keeps its curve) on pairs synthesized from photos training
-never reads, and reported in pixels of a 128 px patch (:class:`hnet_keras.estimators.predict.HeldOutError`),
+never reads, and reported in pixels of a 128 px patch (:class:`hnet_keras.scoring.evaluation.HeldOutError`),
 beside the classical methods (:data:`BASELINE_METHODS`) on the same pairs.
 """
 
@@ -25,6 +25,7 @@ import platform
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 
@@ -35,10 +36,9 @@ from .data.images import (
     split_images,
 )
 from .data.synthesis import REPORT_PATCH, load_prepared_images, synthesize_pairs
-from .estimators.predict import held_out_error
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, folder_lock
 from .nets.models import WeightsUnavailable
-from .scoring.evaluation import evaluate, load_test_set
+from .scoring.evaluation import evaluate, held_out_error, load_test_set
 from .training.presets import BUDGETS, EXPERIMENTS, Run, experiment_runs
 from .training.run import train
 
@@ -88,7 +88,7 @@ class HeldOutCurve(keras.callbacks.Callback):
         self.last = None  # the last epoch's HeldOutError: the run's final score
 
     def score(self, model):
-        """``model``'s :class:`~hnet_keras.estimators.predict.HeldOutError` on the run's held-out pairs."""
+        """``model``'s :class:`~hnet_keras.scoring.evaluation.HeldOutError` on the run's held-out pairs."""
         return held_out_error(model, self.preset, count=self.pairs, seed=self.seed, prepared=self.prepared)
 
     def score_baselines(self, methods=BASELINE_METHODS):
@@ -215,7 +215,21 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
 
     Returns:
         An :class:`ExperimentResult`.
+
+    Raises:
+        hnet_keras.fileio.FolderBusy: the same experiment is running in ``folder`` (each run's
+            folder is locked by :func:`~hnet_keras.training.run.train` too).
     """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder, f"experiment {experiment}", "wait for it to finish or use another --checkpoints folder",
+                     name=f".hnet_keras.{experiment}.lock"):
+        return _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed, progress, resume,
+                               protocol_pairs)
+
+
+def _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed, progress, resume, protocol_pairs):
+    """The body of :func:`run_experiment`, with ``folder`` locked for ``experiment``."""
     train_images, test_images, source = _images(images)
     result = ExperimentResult(experiment, budget, pairs=pairs, hardware=hardware(), source=source)
     baselines = {}  # by the runs' pair recipe: runs on the same pairs share their classical scores

@@ -18,7 +18,7 @@ from hnet_keras.geometry import mean_corner_error
 from hnet_keras.data.images import embedded_photo_paths
 from hnet_keras.nets.targets import unreachable_bins
 from hnet_keras.plots import plot_experiment
-from hnet_keras.estimators.predict import held_out_error
+from hnet_keras.scoring.evaluation import held_out_error
 from hnet_keras.data.synthesis import load_prepared_images, synthesize_pairs
 from hnet_keras.training.presets import get_preset
 

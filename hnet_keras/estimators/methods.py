@@ -76,9 +76,10 @@ class NetworkMethod(Method):
     time divided by the batch size, after one untimed warm-up batch (graph tracing).
     """
 
-    def __init__(self, model, rho, batch_size=64, name="network", description=None):
+    def __init__(self, model, rho, batch_size=64, name="network", description=None, decode="expectation"):
         super().__init__(name, description or f"HomographyNet ({getattr(model, 'name', 'model')})")
         self.model, self.rho, self.batch_size = model, check_rho(rho, "network rho"), batch_size
+        self.decode = decode  # a classification model's decoding (predict_offsets)
         self._warm = False
 
     def _predict(self, pairs):
@@ -87,7 +88,7 @@ class NetworkMethod(Method):
         padding = -len(pairs) % self.batch_size if len(pairs) > 1 else 0
         if padding:
             pairs = np.concatenate([pairs, np.repeat(pairs[-1:], padding, axis=0)])
-        offsets = predict_offsets(self.model, pairs, rho=self.rho, batch_size=self.batch_size)
+        offsets = predict_offsets(self.model, pairs, rho=self.rho, batch_size=self.batch_size, decode=self.decode)
         return np.asarray(offsets[: len(offsets) - padding], np.float64)
 
     def homography(self, image_a, image_b):

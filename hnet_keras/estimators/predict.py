@@ -12,23 +12,18 @@ trained with is always an argument: :func:`hnet_keras.nets.checkpoint.load_check
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..data.images import embedded_photo_paths
 from ..data.synthesis import (
-    REPORT_PATCH,
     TRAIN_PROTOCOL,
-    load_prepared_images,
     normalize_images,
     resize_image,
     resize_with_scale,
     resize_pairs,
-    synthesize_pairs,
 )
-from ..geometry import mean_corner_error, offsets_to_homography
+from ..geometry import offsets_to_homography
 from ..nets.checkpoint import check_rho
 from ..nets.targets import outputs_to_offsets
 from .refine import MIN_TEXTURE, align_images, image_texture
@@ -36,8 +31,6 @@ from .refine import MIN_TEXTURE, align_images, image_texture
 __all__ = [
     "model_input_size",
     "predict_offsets",
-    "HeldOutError",
-    "held_out_error",
     "coarse_homography",
     "estimate_homography",
     "LowTextureWarning",
@@ -93,69 +86,6 @@ def predict_offsets(model, pairs, rho, batch_size=64, decode="expectation"):
     patch = pairs.shape[1]
     pairs = resize_pairs(pairs, size)
     return _predict_model_pixels(model, pairs, rho, batch_size, decode) * (patch / size)
-
-
-@dataclass(frozen=True)
-class HeldOutError:
-    """A model's MACE and the identity's (zero offsets) on the same held-out pairs.
-
-    Both are in pixels of a :data:`REPORT_PATCH` (128 px) patch, whatever the
-    patches the model was trained and run on, so that results of models of any input
-    size compare: an error of 1 px on 32 px patches is reported as 4 px.
-    """
-
-    network: float
-    identity: float
-    pairs: int
-    photos: int
-    patch_size: int
-    input_size: int
-
-    @property
-    def ratio(self):
-        """``network / identity``: 1 is a model that learnt nothing, lower is better."""
-        return self.network / self.identity
-
-    def __str__(self):
-        return (
-            f"held-out MACE {self.network:.1f} px, identity {self.identity:.1f} px "
-            f"(x{self.ratio:.2f}), in px of a {REPORT_PATCH} px patch; model input {self.input_size} px, "
-            f"{self.pairs} pairs from {self.photos} photos"
-        )
-
-
-def held_out_error(model, preset, images=None, count=256, seed=1, decode="expectation", prepared=None):
-    """Score a trained model against the identity on pairs from photos it never saw.
-
-    Args:
-        model: the trained model.
-        preset: its :class:`~hnet_keras.training.run.Preset` (or anything with ``synthesis``,
-            ``rho`` and ``input_size``): the pairs are synthesized as its training pairs.
-        images: held-out images (paths or a folder); default the embedded photos'
-            ``"test"`` split, which training never reads.
-        count: pairs; ``seed``: their seed.
-        decode: a classification model's decoding (:func:`predict_offsets`).
-        prepared: the held-out images already read and prepared for ``preset.synthesis``
-            (:func:`~hnet_keras.data.synthesis.load_prepared_images`), instead of ``images``: for
-            scoring many times on the same pairs without reading the photos each time.
-
-    Returns:
-        A :class:`HeldOutError`, in pixels of a 128 px patch.
-    """
-    config = preset.synthesis
-    if prepared is None:
-        prepared, _ = load_prepared_images(embedded_photo_paths("test") if images is None else images, config)
-    pairs, offsets = synthesize_pairs(count, config=config, seed=seed, prepared=prepared)
-    predicted = predict_offsets(model, pairs, rho=preset.rho, decode=decode)
-    scale = REPORT_PATCH / config.patch_size
-    return HeldOutError(
-        network=float(mean_corner_error(offsets, predicted) * scale),
-        identity=float(mean_corner_error(offsets, np.zeros_like(offsets)) * scale),
-        pairs=int(count),
-        photos=len(prepared),
-        patch_size=config.patch_size,
-        input_size=int(preset.input_size),
-    )
 
 
 def _to_gray(image, name):

@@ -42,7 +42,7 @@ from ..data.images import (
     require_split_parts,
     split_images,
 )
-from ..data.synthesis import PAPER_TEST_PROTOCOL, TRAIN_PROTOCOL, synthesize_pairs
+from ..data.synthesis import PAPER_TEST_PROTOCOL, REPORT_PATCH, TRAIN_PROTOCOL, load_prepared_images, synthesize_pairs
 from ..estimators.methods import NetworkMethod, resolve_methods
 from ..fileio import atomic_write_json, atomic_write_text
 from ..geometry import corner_errors
@@ -56,6 +56,8 @@ __all__ = [
     "load_test_set",
     "evaluate",
     "format_table",
+    "HeldOutError",
+    "held_out_error",
 ]
 
 PROTOCOLS = {"train": TRAIN_PROTOCOL, "paper": PAPER_TEST_PROTOCOL}
@@ -373,3 +375,69 @@ def evaluate(
             predicted, failed, ms, reasons = method.estimate_batch(pairs, progress=bar.update)
         result.add(method, corner_errors(offsets, predicted), failed, ms, reasons, predicted)
     return result
+
+
+# --- held-out scoring during training ---------------------------------------------------
+@dataclass(frozen=True)
+class HeldOutError:
+    """A model's MACE and the identity's (zero offsets) on the same held-out pairs.
+
+    Both are in pixels of a :data:`REPORT_PATCH` (128 px) patch, whatever the
+    patches the model was trained and run on, so that results of models of any input
+    size compare: an error of 1 px on 32 px patches is reported as 4 px.
+    """
+
+    network: float
+    identity: float
+    pairs: int
+    photos: int
+    patch_size: int
+    input_size: int
+
+    @property
+    def ratio(self):
+        """``network / identity``: 1 is a model that learnt nothing, lower is better."""
+        return self.network / self.identity
+
+    def __str__(self):
+        return (
+            f"held-out MACE {self.network:.1f} px, identity {self.identity:.1f} px "
+            f"(x{self.ratio:.2f}), in px of a {REPORT_PATCH} px patch; model input {self.input_size} px, "
+            f"{self.pairs} pairs from {self.photos} photos"
+        )
+
+
+def held_out_error(model, preset, images=None, count=256, seed=1, decode="expectation", prepared=None):
+    """Score a trained model against the identity on pairs from photos it never saw (through
+    :func:`evaluate`, like every other score).
+
+    Args:
+        model: the trained model.
+        preset: its :class:`~hnet_keras.training.run.Preset` (or anything with ``synthesis``,
+            ``rho`` and ``input_size``): the pairs are synthesized as its training pairs.
+        images: held-out images (paths or a folder); default the embedded photos'
+            ``"test"`` split, which training never reads.
+        count: pairs; ``seed``: their seed.
+        decode: a classification model's decoding (:func:`~hnet_keras.estimators.predict.predict_offsets`).
+        prepared: the held-out images already read and prepared for ``preset.synthesis``
+            (:func:`~hnet_keras.data.synthesis.load_prepared_images`), instead of ``images``: for
+            scoring many times on the same pairs without reading the photos each time.
+
+    Returns:
+        A :class:`HeldOutError`, in pixels of a 128 px patch.
+    """
+    config = preset.synthesis
+    if prepared is None:
+        prepared, _ = load_prepared_images(embedded_photo_paths("test") if images is None else images, config)
+    pairs, offsets = synthesize_pairs(count, config=config, seed=seed, prepared=prepared)
+    network = NetworkMethod(model, preset.rho, decode=decode)
+    scores = evaluate(pairs, offsets, methods=["identity", network], progress=False).summary()
+    scale = REPORT_PATCH / config.patch_size
+    return HeldOutError(
+        network=scores["network"]["mace"] * scale,
+        identity=scores["identity"]["mace"] * scale,
+        pairs=int(count),
+        photos=len(prepared),
+        patch_size=config.patch_size,
+        input_size=int(preset.input_size),
+    )
