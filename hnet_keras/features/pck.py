@@ -65,7 +65,10 @@ __all__ = [
     "SiftDescriptors",
     "resize_pair",
     "common_harris_points",
+    "harris_corners",
+    "corners_error",
     "best_similarity",
+    "mutual_matches",
     "seed_protocol",
     "dense_protocol",
     "homography_protocol",
@@ -364,7 +367,7 @@ def dense_protocol(describer, image_a, image_b, homography, points_a, points_b, 
     return errors, refined, best_map
 
 
-def _mutual(similarity):
+def mutual_matches(similarity):
     """(K, 2) index pairs that are each other's nearest neighbours in a similarity matrix."""
     forward, backward = np.argmax(similarity, axis=1), np.argmax(similarity, axis=0)
     rows = np.flatnonzero(backward[forward] == np.arange(len(forward)))
@@ -377,8 +380,9 @@ def corners_error(estimate, truth, size):
     return float(np.mean(np.linalg.norm(warp_points(estimate, corners) - warp_points(truth, corners), axis=1)))
 
 
-def _corners(image, count):
-    found = cv2.goodFeaturesToTrack(image, count, 0.001, 4, useHarrisDetector=True, k=0.04)
+def harris_corners(image, count=POINTS, min_distance=4):
+    """Up to ``count`` Harris corners of a uint8 image (``cv2.goodFeaturesToTrack``), (N, 2) float64."""
+    found = cv2.goodFeaturesToTrack(image, int(count), 0.001, min_distance, useHarrisDetector=True, k=0.04)
     return np.zeros((0, 2)) if found is None else found.reshape(-1, 2).astype(np.float64)
 
 
@@ -386,11 +390,11 @@ def homography_protocol(describer, image_a, image_b, homography, count=POINTS, m
     """Corner error (px, ``inf`` when no homography was found) of mutual-NN + RANSAC on Harris corners."""
     maps_a = maps_a if maps_a is not None else describer.maps(image_a)
     maps_b = maps_b if maps_b is not None else describer.maps(image_b)
-    corners_a, corners_b = _corners(image_a, count), _corners(image_b, count)
+    corners_a, corners_b = harris_corners(image_a, count), harris_corners(image_b, count)
     if len(corners_a) < 4 or len(corners_b) < 4:
         return float("inf"), 0
     similarity, _ = best_similarity(describer.at(image_a, maps_a, corners_a), describer.at(image_b, maps_b, corners_b))
-    matches = _mutual(similarity)
+    matches = mutual_matches(similarity)
     estimate, _ = ransac_homography(corners_a[matches[:, 0]], corners_b[matches[:, 1]], seed=seed)
     if estimate is None:
         return float("inf"), len(matches)
