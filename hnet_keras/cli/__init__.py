@@ -59,7 +59,41 @@ class _Parser(argparse.ArgumentParser):
 
 
 TRACEBACK_ENV = "HNET_KERAS_TRACEBACK"
+VERBOSE_ENV = "HNET_KERAS_VERBOSE"
 INTERRUPTED_EXIT = 130
+KERAS_COMMANDS = {"train", "experiment", "export-checkpoint", "demo", "estimate"}
+"""Commands that always load Keras (``evaluate`` and ``evaluate-pairs`` do when a network runs)."""
+
+
+def _needs_keras(args):
+    if args.command in ("evaluate", "evaluate-pairs"):
+        from .scoring import network_wanted
+
+        return network_wanted(args)
+    return args.command in KERAS_COMMANDS
+
+
+def load_keras_quietly():
+    """Import Keras and start its backend with the backend's start-up log silenced.
+
+    TensorFlow writes its absl, oneDNN and CUDA lines straight to file descriptor 2, before
+    any log level applies, so a command would print them ahead of its own output: they go
+    to the null device while Keras loads and the backend finds its devices.
+    """
+    if "keras" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras
+
+            keras.ops.convert_to_tensor(0.0)  # the backend looks for its devices now, quietly
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def build_parser(argv=None):
@@ -71,6 +105,8 @@ def build_parser(argv=None):
         description="HomographyNet toolkit: datasets, training, evaluation against OpenCV.",
         formatter_class=HelpFormatter,
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"let the backend (TensorFlow) print its start-up log (or set {VERBOSE_ENV}=1)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in modules:
         importlib.import_module(name).register_commands(subparsers)
@@ -102,6 +138,8 @@ def main(argv=None):
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # reported by the command's own parser, in one line
             parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        if not (args.verbose or os.environ.get(VERBOSE_ENV)) and _needs_keras(args):
+            load_keras_quietly()
         result = args.func(args)
     except KeyboardInterrupt as error:
         if os.environ.get(TRACEBACK_ENV):

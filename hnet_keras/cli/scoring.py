@@ -30,6 +30,22 @@ def add_method_arguments(parser):
                         help="the rho the network was trained with (default: the checkpoint's own)")
 
 
+def _checkpoint_and_methods(args):
+    checkpoint = args.checkpoint
+    if checkpoint is None and shipped_checkpoint().exists():
+        checkpoint = shipped_checkpoint()
+    methods = args.methods
+    if methods is None:
+        networks = NETWORK_METHODS[:1] if args.no_refine else NETWORK_METHODS
+        methods = list(DEFAULT_BASELINES) + (list(networks) if checkpoint else [])
+    return checkpoint, methods
+
+
+def network_wanted(args):
+    """Whether the methods of ``evaluate`` or ``evaluate-pairs`` include a network (so Keras loads)."""
+    return bool(set(NETWORK_METHODS) & set(_checkpoint_and_methods(args)[1]))
+
+
 def methods_from_args(args):
     """The methods to run and, when the network is among them, ``(model, rho)``.
 
@@ -39,13 +55,7 @@ def methods_from_args(args):
     """
     if args.network_rho is not None:
         check_rho(args.network_rho, "--network-rho")
-    checkpoint = args.checkpoint
-    if checkpoint is None and shipped_checkpoint().exists():
-        checkpoint = shipped_checkpoint()
-    methods = args.methods
-    if methods is None:
-        networks = NETWORK_METHODS[:1] if args.no_refine else NETWORK_METHODS
-        methods = list(DEFAULT_BASELINES) + (list(networks) if checkpoint else [])
+    checkpoint, methods = _checkpoint_and_methods(args)
     if not set(NETWORK_METHODS) & set(methods):
         return methods, None, None
     if checkpoint is None:
