@@ -157,7 +157,7 @@ SUPERPOINT_PRESETS = {
     "superpoint": SuperPointPreset(name="superpoint", descriptor_dim=256, batch_size=16, iterations=60_000,
                                    steps_per_epoch=1000, validation_batches=8, points=256),
     "superpoint_cpu": SuperPointPreset(name="superpoint_cpu", widths=_SLIM, head=64, descriptor_dim=128,
-                                       batchnorm=False, batch_size=8, iterations=1200, steps_per_epoch=100,
+                                       batchnorm=False, batch_size=8, iterations=1000, steps_per_epoch=100,
                                        validation_batches=4, points=128),
     # Wiring checks: a few seconds.
     "magicpoint_smoke": SuperPointPreset(name="magicpoint_smoke", widths=(8,) * 8, head=16, batchnorm=False,
