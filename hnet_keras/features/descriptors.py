@@ -61,6 +61,7 @@ __all__ = [
     "prepare_photos",
     "train_descriptors",
     "DescriptorTrainResult",
+    "net_options",
     "save_descriptor_net",
     "load_descriptor_net",
     "SHIPPED_DESCRIPTORS",
@@ -569,13 +570,14 @@ def save_descriptor_net(net, path, facts=None):
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: a descriptor checkpoint ends in .keras")
-    description = {"kind": "dense_descriptors", "options": _net_options(net), "stride": STRIDE, **(facts or {})}
+    description = {"kind": "dense_descriptors", "options": net_options(net), "stride": STRIDE, **(facts or {})}
     save_model(net, path, description)
     atomic_write_json(path.with_suffix(".json"), description)
     return path
 
 
-def _net_options(net):
+def net_options(net):
+    """The :func:`build_descriptor_net` options of a built network: ``{"dim", "widths"}``."""
     widths = [net.get_layer(f"conv{stage}_1").filters for stage in range(1, 5)]
     return {"dim": int(net.get_layer("descriptor").filters), "widths": widths}
 

@@ -16,9 +16,10 @@ Protocols (the thresholds are :data:`PCK_THRESHOLDS`, 1, 3 and 5 px, in the 640-
   correct at ``t`` px when the target it picked lies within ``t`` px of its own warp. (The
   study's evaluator reports this at 3 px under the name PCK@5.) Easy: 1000 candidates.
 * ``dense``, harder: the same points, matched by nearest neighbour over the **whole dense map
-  of B** (every cell of every scale inside B), then refined on a 1-px grid within one cell
-  spacing of the winning cell (descriptors interpolated from that map); correct when the
-  refined position lies within ``t`` px of ``H p``.
+  of B** (every cell of every scale inside B), then refined around the winning cell with
+  descriptors interpolated from its map: a quarter-cell grid within one cell spacing, then a
+  1-px grid around the best of those; correct when the refined position lies within ``t`` px
+  of ``H p``.
 * ``homography``: up to 1000 Harris corners detected in A and in B independently
   (``cv2.goodFeaturesToTrack``), described, matched by mutual nearest neighbours, ``H_ab``
   fitted by RANSAC (3 px); a pair is correct at ``t`` px when the mean distance of A's four
@@ -327,7 +328,7 @@ def seed_protocol(describer, image_a, image_b, homography, points_a, points_b, m
 
 
 def dense_protocol(describer, image_a, image_b, homography, points_a, points_b, maps_a=None, maps_b=None):
-    """Errors (N,) px of each point's best match over B's whole dense map(s), refined on a 1-px grid.
+    """Errors (N,) px of each point's best match over B's whole dense map(s), refined to 1 px.
 
     Returns:
         ``(errors (N,), positions (N, 2), map_index (N,))``: the refined matches and which of B's maps won.
@@ -354,15 +355,20 @@ def dense_protocol(describer, image_a, image_b, homography, points_a, points_b, 
         queries = np.flatnonzero(best_map == index)
         if len(queries) == 0:
             continue
+        # Two passes: a quarter-cell grid over one cell spacing around the winner, then 1 px steps.
         reach = int(np.ceil(dense.spacing))
-        steps = np.arange(-reach, reach + 1, dtype=np.float64)
-        offsets = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2)
-        candidates = best_position[queries, None, :] + offsets[None]  # (Q, K, 2)
-        candidates[..., 0] = np.clip(candidates[..., 0], 0, size_b[0] - 1)
-        candidates[..., 1] = np.clip(candidates[..., 1], 0, size_b[1] - 1)
-        local = dense.sample(candidates.reshape(-1, 2)).reshape(len(queries), len(offsets), -1)
-        scores = np.max(np.einsum("sqd,qkd->sqk", features_a[:, queries], local, optimize=True), axis=0)
-        refined[queries] = candidates[np.arange(len(queries)), np.argmax(scores, axis=1)]
+        step = max(1, reach // 4)
+        centre = np.rint(best_position[queries])
+        for radius, stride in ((reach, step), (step, 1)):
+            steps = np.arange(-radius, radius + 1, stride, dtype=np.float64)
+            offsets = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2)
+            candidates = centre[:, None, :] + offsets[None]  # (Q, K, 2)
+            candidates[..., 0] = np.clip(candidates[..., 0], 0, size_b[0] - 1)
+            candidates[..., 1] = np.clip(candidates[..., 1], 0, size_b[1] - 1)
+            local = dense.sample(candidates.reshape(-1, 2)).reshape(len(queries), len(offsets), -1)
+            scores = np.max(np.einsum("sqd,qkd->sqk", features_a[:, queries], local, optimize=True), axis=0)
+            centre = candidates[np.arange(len(queries)), np.argmax(scores, axis=1)]
+        refined[queries] = centre
     errors = np.linalg.norm(refined - points_b, axis=1)
     return errors, refined, best_map
 
