@@ -147,7 +147,7 @@ def test_distributed_mirrored_strategy_on_two_logical_cpus_trains_like_one_devic
     assert (two["kind"], two["replicas"], two["variable"]) == ("mirrored", 2, "MirroredVariable")
     assert two["describe"] == "MirroredStrategy over 2 devices (CPU:0, CPU:1)"
     _assert_same_training(one, two)
-    assert result["too_many"].startswith("3 devices asked for, but only 2 CPU devices")
+    assert result["too_many"].startswith("3 devices asked for, but only 2 CPU devices are visible, and no GPU")
 
 
 @pytest.mark.slow

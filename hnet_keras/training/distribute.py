@@ -137,11 +137,12 @@ def _check_count(devices):
     return devices
 
 
-def _choose(available, devices, what):
-    """The first ``devices`` of ``available`` (``None``: all of them)."""
+def _choose(available, devices, kind, note=""):
+    """The first ``devices`` of ``available`` (``None``: all of them); ``kind`` names them."""
     if devices is not None and devices > len(available):
-        raise ValueError(f"{devices} devices asked for, but only {len(available)} {what} "
-                         f"{'is' if len(available) == 1 else 'are'} visible ({', '.join(available) or 'none'})")
+        count = len(available)
+        raise ValueError(f"{devices} devices asked for, but only {count} {kind} device{'s are' if count != 1 else ' is'} "
+                         f"visible{note} ({', '.join(available) or 'none'})")
     return tuple(available[: devices or len(available)])
 
 
@@ -195,12 +196,12 @@ def _tensorflow(devices):
         return Distribution("multi_worker", "tensorflow", tuple(d.name for d in gpus), workers, index, strategy)
     gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
     if gpus:
-        chosen = _choose(gpus, devices, "GPU devices")
+        chosen = _choose(gpus, devices, "GPU")
     elif devices is None:
         chosen = ()  # several CPU devices are used only when asked for
     else:
-        chosen = _choose([device.name for device in tf.config.list_logical_devices("CPU")], devices,
-                         "CPU devices (and no GPU)")
+        chosen = _choose([device.name for device in tf.config.list_logical_devices("CPU")], devices, "CPU",
+                         ", and no GPU")
     if len(chosen) <= 1:
         return Distribution("single", "tensorflow", chosen)
     strategy = _made("mirrored", chosen, lambda: tf.distribute.MirroredStrategy(list(chosen)))
@@ -214,7 +215,7 @@ def _jax(devices):
     available = keras.distribution.list_devices()
     if devices is None and available and available[0].startswith("cpu"):
         available = available[:1]  # several CPU devices are used only when asked for
-    chosen = _choose(available, devices, "JAX devices")
+    chosen = _choose(available, devices, "JAX")
     if len(chosen) <= 1:
         return Distribution("single", "jax", chosen)
     engine = _made("data_parallel", chosen, lambda: keras.distribution.DataParallel(devices=list(chosen)))
