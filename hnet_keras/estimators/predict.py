@@ -26,14 +26,22 @@ from ..data.synthesis import (
 from ..geometry import offsets_to_homography
 from ..nets.checkpoint import check_rho
 from ..nets.targets import outputs_to_offsets
-from .refine import MIN_TEXTURE, align_images, image_texture
+from .refine import MIN_ALIGNMENT_SCORE, MIN_TEXTURE, align_images, alignment_score, image_texture
 
 __all__ = [
     "model_input_size",
     "predict_offsets",
     "coarse_homography",
+    "coarse_homographies",
     "estimate_homography",
+    "estimate_homographies",
+    "EstimateWarning",
     "LowTextureWarning",
+    "ShapeWarning",
+    "MismatchWarning",
+    "WORK_PIXELS",
+    "MAX_ASPECT",
+    "MIN_SIDE",
 ]
 
 """Every MACE a notebook reports is in pixels of a patch of this side (128, the paper's)."""
@@ -58,10 +66,21 @@ def model_input_size(model):
 
 
 def _predict_model_pixels(model, pairs, rho, batch_size, decode="expectation"):
-    """Offsets in pixels of the model's input for (N, S, S, 2) uint8 pairs."""
+    """Offsets in pixels of the model's input for (N, S, S, 2) uint8 pairs.
+
+    The model runs through its compiled inference step (``predict_on_batch``, traced once
+    per model and reused), one call per ``batch_size`` pairs: ``model.predict`` would build
+    a data pipeline per call, most of the time of a whole-image estimate. Same outputs.
+    """
     rho = check_rho(rho, "rho")
-    outputs = model.predict(normalize_images(pairs), batch_size=batch_size, verbose=0)
-    return outputs_to_offsets(outputs, rho, decode)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    inputs = normalize_images(pairs)
+    if not len(inputs):
+        return np.zeros((0, 8))
+    outputs = [np.asarray(model.predict_on_batch(inputs[start : start + batch_size]))
+               for start in range(0, len(inputs), batch_size)]
+    return outputs_to_offsets(np.concatenate(outputs) if len(outputs) > 1 else outputs[0], rho, decode)
 
 
 def predict_offsets(model, pairs, rho, batch_size=64, decode="expectation"):
@@ -100,8 +119,35 @@ def _to_gray(image, name):
     return image
 
 
-class LowTextureWarning(UserWarning):
+class EstimateWarning(UserWarning):
+    """An estimate of a whole-image homography that should not be trusted (its reason in the message)."""
+
+
+class LowTextureWarning(EstimateWarning):
     """An image has too little texture for any estimate of its homography to be trusted."""
+
+
+class ShapeWarning(EstimateWarning):
+    """The images are too small or too elongated for their homography to be estimated."""
+
+
+class MismatchWarning(EstimateWarning):
+    """Even the best alignment found leaves the images uncorrelated: they may not show the same scene."""
+
+
+WORK_PIXELS = 2_000_000
+"""Largest working resolution (pixels) of :func:`estimate_homography`: larger images are scaled
+down to it (area averaging) and the homography scaled back. ECC and the alignment scores cost
+time and memory per pixel; beyond 2 megapixels they gain no accuracy a user would see (0.5 px
+at 2 MP is under 1.5 px of an 8000x6000 photo)."""
+MAX_ASPECT = 4.0
+"""Most elongated image shape (long side / short side) whose homography is estimated without a
+:class:`ShapeWarning`. The network sees the central square of the images, so on an image four
+times as wide as high it sees a fifth of the width; beyond, the rest of the image is a guess."""
+MIN_SIDE = 24
+"""Smallest short side (pixels) whose homography is estimated: under it, the identity is
+returned with a :class:`ShapeWarning` (a handful of pixels cannot tell a homography from noise,
+and an estimate could be worse aligned than doing nothing)."""
 
 
 def coarse_homography(model, gray_a, gray_b, rho, passes=COARSE_PASSES):
@@ -114,40 +160,66 @@ def coarse_homography(model, gray_a, gray_b, rho, passes=COARSE_PASSES):
     Each further pass warps B by the estimate so far into A's frame and asks the network
     for what is left (``H_ab = H @ R``), a smaller motion it measures more precisely.
     """
-    h_ab = _central_patch_homography(model, gray_a, gray_b, rho)
-    height, width = gray_a.shape
-    for _ in range(passes - 1):
-        aligned_b = cv2.warpPerspective(gray_b, h_ab, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-        h_ab = h_ab @ _central_patch_homography(model, gray_a, aligned_b, rho)
-    return h_ab / h_ab[2, 2]
+    return coarse_homographies(model, [(gray_a, gray_b)], rho, passes)[0]
 
 
-def _central_patch_homography(model, gray_a, gray_b, rho):
-    height, width = gray_a.shape
+def coarse_homographies(model, pairs, rho, passes=COARSE_PASSES, batch_size=64):
+    """:func:`coarse_homography` of many ``(gray_a, gray_b)`` pairs (each pair of one size, sizes
+    may differ between pairs), each pass one batched network call for all of them."""
+    windows = [_central_window(gray_a.shape) for gray_a, _ in pairs]
+    smalls_a = [resize_image(gray_a, *window[:2])[window[2]] for (gray_a, _), window in zip(pairs, windows)]
+    estimates = [np.eye(3)] * len(pairs)
+    for step in range(passes):
+        stacked = []
+        for (gray_a, gray_b), small_a, window, h_ab in zip(pairs, smalls_a, windows, estimates):
+            if step:
+                height, width = gray_a.shape
+                gray_b = cv2.warpPerspective(gray_b, h_ab, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            stacked.append(np.stack([small_a, resize_image(gray_b, *window[:2])[window[2]]], axis=-1))
+        offsets = predict_offsets(model, np.stack(stacked), rho, batch_size=batch_size) if stacked else []
+        estimates = [h_ab @ _patch_to_image(gray_a.shape, window, found)
+                     for (gray_a, _), window, h_ab, found in zip(pairs, windows, estimates, offsets)]
+    return [h_ab / h_ab[2, 2] for h_ab in estimates]
+
+
+def _central_window(shape):
+    """``(small_w, small_h, window, to_patch)``: the images' size at a short side of :data:`COARSE_SIDE`,
+    the slices of their central :data:`COARSE_PATCH` square there, and the map of image points to it."""
+    height, width = shape
     scale = COARSE_SIDE / min(height, width)
     small_w, small_h = max(COARSE_PATCH, round(width * scale)), max(COARSE_PATCH, round(height * scale))
     left, top = (small_w - COARSE_PATCH) // 2, (small_h - COARSE_PATCH) // 2
     window = (slice(top, top + COARSE_PATCH), slice(left, left + COARSE_PATCH))
-    pair = np.stack([resize_image(gray_a, small_w, small_h)[window], resize_image(gray_b, small_w, small_h)[window]],
-                    axis=-1)[None]
-    offsets = predict_offsets(model, pair, rho, batch_size=1)[0]
     to_patch = np.array([[small_w / width, 0.0, -left], [0.0, small_h / height, -top], [0.0, 0.0, 1.0]])
+    return small_w, small_h, window, to_patch
+
+
+def _patch_to_image(shape, window, offsets):
+    """The central patch's offsets as ``H_ab`` in image pixels."""
+    to_patch = window[3]
     return np.linalg.inv(to_patch) @ offsets_to_homography(offsets, COARSE_PATCH) @ to_patch
 
 
 def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None, details=False):
     """The homography between two whole images of any size and aspect.
 
-    1. A coarse estimate by the network (:func:`coarse_homography`).
-    2. With ``refine``: ECC refinement up the image pyramid to full resolution, and
+    1. Images over :data:`WORK_PIXELS` are scaled down to it (the answer is scaled back).
+    2. A coarse estimate by the network (:func:`coarse_homography`).
+    3. With ``refine``: ECC refinement up the image pyramid to the working resolution, and
        the best of the refined estimate, the network's and the identity by normalized
        correlation (:func:`hnet_keras.estimators.refine.align_images`), so the answer is never
        worse aligned than doing nothing.
 
     Image B may differ in size from A: it is resized to A's size first and the result
-    composed with that scaling. An image with too little texture to align on (mean
-    gradient under :data:`MIN_TEXTURE` gray levels per pixel) gives a
-    :class:`LowTextureWarning`.
+    composed with that scaling. An answer not to be trusted comes with an
+    :class:`EstimateWarning` (one line) and ``trusted`` false in the details:
+
+    * :class:`LowTextureWarning`: an image's mean gradient is under :data:`MIN_TEXTURE`
+      gray levels per pixel (at the working resolution);
+    * :class:`ShapeWarning`: A's short side is under :data:`MIN_SIDE` px (the identity is
+      returned) or its aspect ratio over :data:`MAX_ASPECT`;
+    * :class:`MismatchWarning`: the chosen answer's alignment score is under
+      :data:`MIN_ALIGNMENT_SCORE` (unrelated images, or a change no candidate explains).
 
     Args:
         model: a HomographyNet.
@@ -156,26 +228,76 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
         refine: refine the network's estimate (default) or return it as is.
         settings: :class:`hnet_keras.estimators.refine.ECCSettings` for the refinement.
         details: also return a dict: ``chosen`` (``"refined"``, ``"start"`` (the
-            network's) or ``"identity"``), ``scores``, ``fallback`` (why the refinement
-            was not used, or ``None``) and ``texture`` (of A and B).
+            network's) or ``"identity"``), ``scores`` (each candidate's alignment score),
+            ``score`` (the chosen one's), ``trusted``, ``warnings`` (their one-line
+            messages), ``fallback`` (why the refinement was not used, or ``None``),
+            ``texture`` (of A and B) and ``working_size`` (``(width, height)`` aligned at).
 
     Returns:
         (3, 3) float64 ``H_ab`` mapping points of image A to the points of image B that
         show the same content (``image_b ~ warpPerspective(image_a, H_ab)``); with
         ``details``, ``(H_ab, details)``.
     """
+    found = estimate_homographies(model, [(image_a, image_b)], rho, refine=refine, settings=settings)[0]
+    for message, category in found[1].pop("_warnings"):
+        warnings.warn(message, category, stacklevel=2)
+    return found if details else found[0]
+
+
+def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_size=64):
+    """:func:`estimate_homography` of many ``(image_a, image_b)`` pairs at once: the network's
+    passes run batched over all pairs (throughput), each pair's refinement on its own.
+
+    Returns:
+        a list of ``(H_ab, details)`` as :func:`estimate_homography` with ``details=True`` gives,
+        each ``details`` with a ``_warnings`` list of ``(message, category)`` (not issued here).
+    """
+    prepared = [_prepare(image_a, image_b) for image_a, image_b in pairs]
+    estimable = [i for i, item in enumerate(prepared) if item["estimable"]]
+    starts = dict(zip(estimable, coarse_homographies(model, [prepared[i]["work"] for i in estimable], rho,
+                                                      batch_size=batch_size)))
+    results = []
+    for index, item in enumerate(prepared):
+        gray_a, gray_b = item["work"]
+        h_ab = starts.get(index, np.eye(3))
+        info = {"chosen": "start" if index in starts else "identity", "scores": {}, "fallback": None}
+        if refine and index in starts:
+            h_ab, aligned = align_images(gray_a, gray_b, h_ab, settings)
+            info.update(aligned)
+        else:
+            info["scores"] = {info["chosen"]: alignment_score(gray_a, gray_b, h_ab)}
+        info["score"] = info["scores"][info["chosen"]]
+        caught = item["warnings"]
+        if not caught and info["score"] < MIN_ALIGNMENT_SCORE:
+            caught.append((f"the images do not seem to show the same scene: the best alignment found scores "
+                           f"{info['score']:.2f}, under {MIN_ALIGNMENT_SCORE} (1 is a perfect match)", MismatchWarning))
+        h_ab = np.linalg.inv(item["to_work_b"]) @ h_ab @ item["to_work_a"]
+        info.update(trusted=not caught, warnings=[message for message, _ in caught], texture=item["texture"],
+                    working_size=gray_a.shape[::-1], _warnings=caught)
+        results.append((h_ab / h_ab[2, 2], info))
+    return results
+
+
+def _prepare(image_a, image_b):
+    """A pair at its working resolution, the scalings to it, its texture and shape warnings."""
     gray_a, gray_b = _to_gray(image_a, "image_a"), _to_gray(image_b, "image_b")
     height, width = gray_a.shape
-    gray_b, to_a_size = resize_with_scale(gray_b, width, height)
-    texture = (image_texture(gray_a), image_texture(gray_b))
+    factor = min(1.0, np.sqrt(WORK_PIXELS / (height * width)))
+    work_w, work_h = max(1, round(width * factor)), max(1, round(height * factor))
+    work_a, to_work_a = resize_with_scale(gray_a, work_w, work_h)
+    work_b, to_work_b = resize_with_scale(gray_b, work_w, work_h)
+    texture = (image_texture(work_a), image_texture(work_b))
+    caught = []
     if min(texture) < MIN_TEXTURE:
-        warnings.warn(f"too little texture to trust the estimate (mean gradient {min(texture):.2f} gray levels/px, "
-                      f"under {MIN_TEXTURE})", LowTextureWarning, stacklevel=2)
-    h_ab = coarse_homography(model, gray_a, gray_b, rho)
-    info = {"chosen": "start", "scores": {}, "fallback": None, "texture": texture}
-    if refine:
-        h_ab, found = align_images(gray_a, gray_b, h_ab, settings)
-        info.update(found)
-    h_ab = np.linalg.inv(to_a_size) @ h_ab
-    h_ab = h_ab / h_ab[2, 2]
-    return (h_ab, info) if details else h_ab
+        caught.append((f"too little texture to trust the estimate (mean gradient {min(texture):.2f} gray levels/px, "
+                       f"under {MIN_TEXTURE})", LowTextureWarning))
+    short, long = min(height, width), max(height, width)
+    estimable = short >= MIN_SIDE
+    if not estimable:
+        caught.append((f"images of {width}x{height} px are too small to estimate a homography (short side under "
+                       f"{MIN_SIDE} px): the identity is returned", ShapeWarning))
+    elif long > MAX_ASPECT * short:
+        caught.append((f"images of {width}x{height} px are too elongated to trust the estimate (aspect ratio "
+                       f"{long / short:.1f}:1, over {MAX_ASPECT:g}:1)", ShapeWarning))
+    return {"work": (work_a, work_b), "to_work_a": to_work_a, "to_work_b": to_work_b, "texture": texture,
+            "warnings": caught, "estimable": estimable}

@@ -25,10 +25,13 @@ from ..geometry import patch_corners, warp_points
 from .contract import EstimationFailed
 
 __all__ = ["ECCSettings", "ecc_coarse_to_fine", "refine_homography", "image_texture", "MIN_TEXTURE",
-           "alignment_score", "align_images"]
+           "alignment_score", "align_images", "MIN_ALIGNMENT_SCORE"]
 
 MIN_TEXTURE = 1.0
 """Mean gradient magnitude (gray levels per pixel) under which an image is too flat to align."""
+MIN_ALIGNMENT_SCORE = 0.3
+"""Alignment score (:func:`alignment_score`) under which two aligned images are taken not to
+show the same scene."""
 
 
 @dataclass(frozen=True)
