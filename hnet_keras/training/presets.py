@@ -136,7 +136,7 @@ PRESETS = {
                    lr_drop_every=None, validation_batches=4, bins=17),
     # The iterative correlation model (hnet_keras.nets.iterative) on 128 px pairs resized to
     # 64, augmented, with the recipe of its family (AdamW, warm-up, cosine, batch 32).
-    # checkpoints/hnet_iterative/reproduce.py is this recipe with its run's own loop.
+    # checkpoints/hnet_iterative/reproduce.py trains this preset with train(), like every run.
     "iterative": Preset(name="iterative", kind="iterative", input_size=64, patch_size=128, rho=16, batch_size=32,
                         iterations=10_000, steps_per_epoch=250, optimizer="adamw", learning_rate=8e-4,
                         lr_drop_every=None, warmup_steps=500, augment=True, validation_batches=16),
