@@ -1,7 +1,7 @@
 """Learning curves: held-out MACE against wall-clock seconds and pairs seen, for each
 candidate model trained for the same budget on this machine, in one run.
 
-    python benchmarks/bench_learning.py [--budget SECONDS] [--images FOLDER] [--plot PNG]
+    python benchmarks/bench_learning.py [--budget SECONDS] [--images FOLDER] [--plot PNG] [--quick]
 
 Every candidate trains on the same stream of pairs (the training protocol: 128 px
 patches, rho 32, synthesized on the fly from the training part of FOLDER, or from the
@@ -141,7 +141,10 @@ def main():
     parser.add_argument("--pairs", type=int, default=256, help="held-out pairs")
     parser.add_argument("--candidates", nargs="+", default=list(candidates()), choices=list(candidates()))
     parser.add_argument("--plot", default=None, help="write the curves to this PNG")
+    parser.add_argument("--quick", action="store_true", help="a few seconds per candidate and 32 pairs, for a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.budget, args.eval_every, args.pairs = 3.0, 1.5, 32
     if args.images:
         parts = split_images(list_images(args.images))
         train_source, val_source = parts["train"], parts["validation"]
