@@ -107,6 +107,7 @@ def test_evaluate_pairs_names_the_pairs_too_flat_to_trust(tmp_path):
     assert result.context["low_texture"] == ["v_flat/1-2", "v_flat/1-3"]
 
 
+@pytest.mark.slow
 def test_estimate_command_warns_in_one_line_on_blank_images(tmp_path):
     import json
     import os

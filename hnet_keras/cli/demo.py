@@ -25,9 +25,10 @@ def register_commands(subparsers):
     demo.add_argument("--no-refine", action="store_true", help="leave out network+ecc (the network refined by ECC)")
     demo.set_defaults(func=_run_demo)
 
-    estimate = subparsers.add_parser("estimate", help="the homography from image A to image B, by the network")
+    estimate = subparsers.add_parser(
+        "estimate", help="the homography from image A to image B, its alignment score and whether to trust it")
     estimate.add_argument("image_a", help="first image")
-    estimate.add_argument("image_b", help="second image (same size)")
+    estimate.add_argument("image_b", help="second image (another size is scaled to A's)")
     estimate.add_argument("--checkpoint", default=None, help="checkpoint to use (default: the shipped one)")
     estimate.add_argument("--overlay", default=None, type=image_file_to_write, help="write A with B warped onto it here (PNG)")
     estimate.add_argument("--no-refine", action="store_true", help="the network's estimate alone, without ECC")
@@ -44,7 +45,7 @@ def _run_demo(args):
 
 def _run_estimate(args):
     from ..estimators.predict import (  # Keras, only for this command
-        LowTextureWarning,
+        EstimateWarning,
         estimate_homography,
     )
 
@@ -56,13 +57,16 @@ def _run_estimate(args):
         images.append(image)
     model, rho = load_pretrained(args.checkpoint)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LowTextureWarning)
+        warnings.simplefilter("always", EstimateWarning)
         h_ab, info = estimate_homography(model, images[0], images[1], rho=rho, refine=not args.no_refine, details=True)
     for warning in caught:
-        print(f"hnet_keras estimate: warning: {warning.message}", file=sys.stderr)
+        if issubclass(warning.category, EstimateWarning):
+            print(f"hnet_keras estimate: warning: {warning.message}", file=sys.stderr)
     print(json.dumps({"H_ab": np.round(h_ab, 8).tolist(), "direction": "maps points of image A to image B",
-                      "chosen": info["chosen"], "refinement_fallback": info["fallback"],
-                      "texture": [round(t, 3) for t in info["texture"]]}))
+                      "chosen": info["chosen"], "score": round(info["score"], 4), "trusted": info["trusted"],
+                      "scores": {name: round(value, 4) for name, value in info["scores"].items()},
+                      "warnings": info["warnings"], "refinement_fallback": info["fallback"],
+                      "texture": [round(t, 3) for t in info["texture"]], "working_size": list(info["working_size"])}))
     if args.overlay:
         height, width = images[0].shape
         b_on_a = cv2.warpPerspective(images[1], np.linalg.inv(h_ab), (width, height))

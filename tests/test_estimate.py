@@ -1,0 +1,175 @@
+"""``estimate_homography`` on whole images: honest (a score, ``trusted``, one-line warnings; never worse
+than the identity), bounded (a working resolution), and the same answers batched or alone."""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.estimators.predict import (
+    MAX_ASPECT,
+    MIN_SIDE,
+    WORK_PIXELS,
+    EstimateWarning,
+    LowTextureWarning,
+    MismatchWarning,
+    ShapeWarning,
+    estimate_homographies,
+    estimate_homography,
+    predict_offsets,
+)
+from hnet_keras.estimators.refine import MIN_ALIGNMENT_SCORE
+from hnet_keras.geometry import patch_corners
+from hnet_keras.scoring.real_pairs import corner_distance
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _constant_model(input_size=64, value=0.0):
+    """A 'network' that always answers the same offsets (zero: the identity; else a wild guess)."""
+    return keras.Sequential([
+        keras.Input((input_size, input_size, 2)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(8, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(value)),
+    ])
+
+
+def _photo(index, size):
+    gray = read_grayscale(embedded_photo_paths("test")[index])[0]
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if size[0] < gray.shape[1] else cv2.INTER_LINEAR)
+
+
+def _moved(image, fraction, seed):
+    """``(B, H_ab)``: the image warped by a homography moving its corners by up to ``fraction`` of its size."""
+    height, width = image.shape
+    corners = patch_corners((width, height)).astype(np.float32)
+    moves = np.random.default_rng(seed).uniform(-fraction, fraction, (4, 2)) * (width, height)
+    h_ab = cv2.getPerspectiveTransform(corners, (corners + moves).astype(np.float32))
+    return cv2.warpPerspective(image, h_ab, (width, height), borderMode=cv2.BORDER_REFLECT), h_ab
+
+
+def test_unrelated_photos_are_flagged_and_a_true_pair_is_trusted():
+    model = _constant_model()
+    image_a, other = _photo(0, (320, 240)), _photo(1, (320, 240))
+    with pytest.warns(MismatchWarning, match="do not seem to show the same scene"):
+        _, info = estimate_homography(model, image_a, other, rho=16, details=True)
+    assert not info["trusted"] and info["score"] < MIN_ALIGNMENT_SCORE and len(info["warnings"]) == 1
+    assert info["score"] == info["scores"][info["chosen"]] == max(info["scores"].values())
+    image_b, h_true = _moved(image_a, 0.03, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EstimateWarning)
+        h_ab, info = estimate_homography(model, image_a, image_b, rho=16, details=True)
+    assert info["trusted"] and info["warnings"] == [] and info["score"] > 0.8 and info["chosen"] == "refined"
+    assert corner_distance(h_ab, h_true, (320, 240)) < 0.5
+
+
+def test_a_tiny_pair_is_never_worse_aligned_than_the_identity():
+    wild = _constant_model(value=0.8)  # a network answering 13 px of corner moves, whatever it sees
+    image_a = _photo(2, (16, 12))
+    image_b, h_true = _moved(image_a, 0.05, seed=1)
+    with pytest.warns(ShapeWarning, match="too small"):
+        h_ab, info = estimate_homography(wild, image_a, image_b, rho=16, details=True)
+    assert corner_distance(h_ab, h_true, (16, 12)) <= corner_distance(np.eye(3), h_true, (16, 12))
+    assert info["chosen"] == "identity" and not info["trusted"]
+    # from MIN_SIDE up the estimate runs, and the wild guess still loses to doing nothing or better
+    size = (MIN_SIDE * 4 // 3, MIN_SIDE)
+    image_a = _photo(2, size)
+    for seed in range(3):
+        image_b, h_true = _moved(image_a, 0.05, seed=seed)
+        h_ab = estimate_homography(wild, image_a, image_b, rho=16)
+        assert corner_distance(h_ab, h_true, size) <= corner_distance(np.eye(3), h_true, size)
+
+
+@pytest.mark.parametrize("size", [(5000, 50), (50, 5000)])
+def test_images_too_elongated_to_estimate_are_flagged(size):
+    strip = _photo(3, size)
+    with pytest.warns(ShapeWarning, match=f"too elongated .* over {MAX_ASPECT:g}:1"):
+        h_ab, info = estimate_homography(_constant_model(), strip, strip, rho=16, details=True)
+    assert not info["trusted"] and np.all(np.isfinite(h_ab))
+
+
+def test_large_images_are_aligned_at_the_working_resolution_and_scaled_back():
+    image_a = _photo(0, (2400, 1800))  # 4.3 MP: worked on at 2 MP
+    image_b, h_true = _moved(image_a, 0.02, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LowTextureWarning)  # an upscaled photo is textured at the working size
+        h_ab, info = estimate_homography(_constant_model(), image_a, image_b, rho=16, details=True)
+    width, height = info["working_size"]
+    assert width * height <= WORK_PIXELS and width / height == pytest.approx(4 / 3, rel=1e-3)
+    assert info["trusted"] and info["chosen"] == "refined"
+    assert corner_distance(h_ab, h_true, (2400, 1800)) < 2.0  # a pixel at the working size
+
+
+def test_many_pairs_at_once_give_the_answers_of_one_at_a_time():
+    model = _constant_model(value=0.1)
+    pairs = [(_photo(i, size), _moved(_photo(i, size), 0.03, seed=i)[0])
+             for i, size in enumerate([(320, 240), (200, 300), (256, 256)])]
+    batched = estimate_homographies(model, pairs, rho=16)
+    for (image_a, image_b), (h_batched, info) in zip(pairs, batched):
+        h_alone, alone = estimate_homography(model, image_a, image_b, rho=16, details=True)
+        np.testing.assert_allclose(h_batched, h_alone, atol=1e-6)
+        assert info["chosen"] == alone["chosen"] and info["trusted"] == alone["trusted"]
+
+
+def test_predict_offsets_in_batches_matches_keras_predict():
+    model = keras.Sequential([keras.Input((32, 32, 2)), keras.layers.Conv2D(4, 3, strides=4), keras.layers.Flatten(),
+                              keras.layers.Dense(8)])
+    pairs = np.random.default_rng(0).integers(0, 256, (11, 32, 32, 2)).astype(np.uint8)
+    expected = model.predict((pairs.astype(np.float32) - 127.5) / 127.5, verbose=0) * 8
+    np.testing.assert_allclose(predict_offsets(model, pairs, rho=8, batch_size=4), expected, rtol=1e-5, atol=1e-5)
+    assert predict_offsets(model, pairs[:0], rho=8).shape == (0, 8)
+
+
+def _run(*arguments, timeout=600):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, *arguments], capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=REPO)
+
+
+@pytest.mark.slow
+def test_estimate_command_reports_score_trust_and_one_warning_line_on_unrelated_photos(tmp_path):
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    for index, path in enumerate(paths):
+        cv2.imwrite(str(path), _photo(index, (400, 300)))
+    completed = _run("-m", "hnet_keras", "estimate", *map(str, paths))
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("hnet_keras estimate: warning:")]
+    assert len(lines) == 1 and "do not seem to show the same scene" in lines[0]
+    answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert answer["trusted"] is False and answer["score"] < MIN_ALIGNMENT_SCORE
+    assert answer["chosen"] in answer["scores"] and answer["warnings"] == [lines[0].split("warning: ", 1)[1]]
+
+
+@pytest.mark.slow
+def test_an_8000x6000_pair_takes_seconds_and_bounded_memory():
+    script = """
+import resource, time, warnings
+import cv2, keras, numpy as np
+from hnet_keras.estimators.predict import estimate_homography
+from hnet_keras.scoring.real_pairs import corner_distance
+from tests.test_estimate import _constant_model, _moved, _photo
+model = _constant_model()
+estimate_homography(model, _photo(0, (320, 240)), _photo(0, (320, 240)), rho=16)  # tracing, not timed
+image_a = _photo(0, (8000, 6000))
+image_b, h_true = _moved(image_a, 0.02, seed=3)
+began = time.perf_counter()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    h_ab, info = estimate_homography(model, image_a, image_b, rho=16, details=True)
+print(time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+      corner_distance(h_ab, h_true, (8000, 6000)), info["trusted"], len(caught))
+"""
+    completed = _run("-c", script)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    seconds, gigabytes, error, trusted, caught = completed.stdout.split()[-5:]
+    assert float(seconds) < 10 and float(gigabytes) < 1.5, completed.stdout
+    assert float(error) < 6 and trusted == "True" and caught == "0", completed.stdout  # 6 px of 8000: 1.2 px at 2 MP
