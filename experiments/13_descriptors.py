@@ -1,7 +1,7 @@
 """Dense descriptors against DAISY and SIFT, and the descriptor space against a single scale.
 
     python experiments/13_descriptors.py --photos ../shared/photos [--checkpoint checkpoints/dense_descriptors]
-        [--sequences 6] [--points 1000] [--out experiments/results/13_descriptors.json]
+        [--sequences 6] [--points 1000] [--out experiments/results/13_descriptors.json] [--baselines-from JSON]
 
 Test-split photos only (``split_images``: never trained on), each scaled to 640x480, make three
 sets written in the HPatches layout under ``--folder`` (so ``evaluate-descriptors FOLDER/<set>``
@@ -84,6 +84,9 @@ def main():
     parser.add_argument("--points", type=int, default=1000, help="points per pair")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="experiments/results/13_descriptors.json")
+    parser.add_argument("--baselines-from", default=None,
+                        help="a result of this script with the same sets: DAISY, SIFT and the untrained network's rows "
+                        "are copied from it instead of run again (they do not depend on --checkpoint)")
     args = parser.parse_args()
     photos = split_images(list_images(args.photos))["test"]
     sets = write_sets(photos, Path(args.folder), args.sequences, args.seed)
@@ -93,14 +96,24 @@ def main():
                                        name="untrained")
     space = DescriptorSpace(learned, name="learned_space")
     methods = [pck.DaisyDescriptors(), pck.SiftDescriptors(), learned, space, untrained]
-    report = {"photos": str(args.photos), "sequences": args.sequences, "points": args.points,
+    report = {"photos": str(args.photos), "sequences": args.sequences, "points": args.points, "seed": args.seed,
               "checkpoint": str(args.checkpoint or "shipped"), "sets": {}}
+    earlier = None
+    if args.baselines_from:
+        earlier = json.loads(Path(args.baselines_from).read_text())
+        if [earlier.get(k) for k in ("photos", "sequences", "points", "seed")] != [report[k] for k in (
+                "photos", "sequences", "points", "seed")]:
+            raise ValueError(f"{args.baselines_from}: made from other photos, sequences, points or seed")
+        methods = [learned, space]
     for name, folder in sets.items():
         start = time.perf_counter()
         pairs = [pck.DescriptorPair(p.name, *p.images(), p.homography, pck.sequence_kind(p.name))
                  for p in load_real_pairs(folder)]
         results = pck.evaluate_pck(pairs, methods, points=args.points, seed=args.seed)
         table = {method: splits["all"] for method, splits in pck.pck_table(results).items()}
+        if earlier is not None:
+            copied = earlier["sets"][name]["table"]
+            table = {**{m: copied[m] for m in ("daisy", "sift")}, **table, "untrained": copied["untrained"]}
         report["sets"][name] = {"pairs": len(pairs), "table": table, "seconds": round(time.perf_counter() - start, 1),
                                 "space_scale_pairs": scale_pairs_used(results["learned_space"], space.scales)}
         for method, entry in table.items():
