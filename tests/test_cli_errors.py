@@ -204,3 +204,16 @@ def test_an_unreadable_image_skips_its_pair_and_keeps_the_others(tmp_path):
     assert victim.name in report.context["skipped"][0]["reason"]
     assert "1 skipped" in report.table()
     json.dumps(report.to_dict())
+
+
+@pytest.mark.parametrize("command", [
+    ["make-dataset", "--out", "{tmp}/out", "--prefix", "sub/x"],
+    ["make-dataset", "--out", "{tmp}/out", "--prefix", "../x"],
+    ["make-dataset", "--out", "{tmp}/out", "--prefix", "/tmp/x"],
+    ["train", "--checkpoints", "{tmp}/runs", "--run", "../x"],
+])
+def test_output_names_cannot_leave_their_folder(tmp_path, command):
+    result = run_cli(*[part.format(tmp=tmp_path) for part in command])
+    assert result.returncode == 2
+    assert_one_line_error(result, "plain name")
+    assert not list(tmp_path.iterdir())  # nothing written, inside or outside

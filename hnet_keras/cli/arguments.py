@@ -13,8 +13,10 @@ from pathlib import Path
 
 import cv2
 
+from ..fileio import check_name
+
 __all__ = ["positive_int", "non_negative_int", "positive_float", "output_folder", "output_file",
-           "image_file_to_write"]
+           "image_file_to_write", "plain_name"]
 
 
 def positive_int(text):
@@ -43,6 +45,15 @@ def _checked_number(text, kind, minimum, what):
     if minimum is not None and value < minimum:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
+
+
+def plain_name(text):
+    """argparse ``type``: a name for a file or folder inside an output folder (no '/', '..' or
+    absolute path), so what is written stays in that folder."""
+    try:
+        return check_name(text, "got")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _writable_ancestor(path, text):

@@ -6,7 +6,7 @@ from ..data.archive import ARCHIVE_SIZE
 from ..data.coco import DEFAULT_BASE_URL, KNOWN_ZIPS, SPLITS, download_coco
 from ..data.generate import check_archive_size, generate_dataset
 from ..data.synthesis import TRAIN_PROTOCOL, SynthesisConfig
-from .arguments import non_negative_int, output_folder, positive_int
+from .arguments import non_negative_int, output_folder, plain_name, positive_int
 
 
 def _register_make_dataset(subparsers):
@@ -22,7 +22,7 @@ def _register_make_dataset(subparsers):
     parser.add_argument("--rho", type=non_negative_int, default=TRAIN_PROTOCOL.rho, help="largest corner perturbation")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     parser.add_argument("--workers", type=non_negative_int, default=1, help="processes; 0 = all cores")
-    parser.add_argument("--prefix", default="pairs", help="archive names are PREFIX_00000.npz, ...")
+    parser.add_argument("--prefix", default="pairs", type=plain_name, help="archive names are PREFIX_00000.npz, ...")
     parser.set_defaults(func=_run_make_dataset)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..nets.targets import MODEL_KINDS
 from ..training.presets import BUDGETS, EXPERIMENTS, PRESETS
-from .arguments import output_file, positive_float, positive_int
+from .arguments import output_file, plain_name, positive_float, positive_int
 
 # Preset fields the command line can override: flag, type, help.
 _OVERRIDES = (
@@ -45,7 +45,7 @@ def _register_train(subparsers):
     # Options whose default lives elsewhere (the preset, the embedded photos) are
     # left out of the namespace when not given, so the help shows no "None".
     unset = argparse.SUPPRESS
-    parser.add_argument("--run", default=unset, help="run name, its folder under --checkpoints (default: the preset's name)")
+    parser.add_argument("--run", default=unset, type=plain_name, help="run name, its folder under --checkpoints (default: the preset's name)")
     parser.add_argument("--data", default=unset, help="folder of .npz archives (default: pairs synthesized on the fly)")
     parser.add_argument("--val-data", default=unset,
                         help="folder of validation archives (default: pairs of the held-out embedded photos)")

@@ -11,6 +11,8 @@ bytes.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import zipfile
 from pathlib import Path
 
@@ -26,6 +28,7 @@ __all__ = [
     "archive_length",
     "list_archives",
     "MANIFEST_NAME",
+    "read_manifest",
     "manifest_archives",
     "require_pairs",
 ]
@@ -130,23 +133,61 @@ def archive_length(path):
     return int(shape[0])
 
 
+# Sanity bounds of a manifest's integer parameters: (low, high).
+_MANIFEST_COUNTS = {"pairs_per_image": (1, 10**6), "archive_size": (1, 10**8), "patch_size": (1, 4096),
+                    "seed": (-(2**63), 2**64)}
+
+
+def _manifest_error(manifest, text):
+    return ArchiveError(f"{manifest}: {text}; remove it to read every .npz of the folder, or run make-dataset again")
+
+
+def read_manifest(manifest):
+    """A generator's ``manifest.json``, read and checked: the one place a manifest is read.
+
+    Checked before use: ``summary.archives`` is a list of names (kept as plain file names,
+    so a listed name never leaves its folder), and every parameter present has its type
+    and a sane range (``rho`` finite and >= 0, sizes positive integers).
+
+    Raises:
+        ArchiveError: one line naming the manifest and the key.
+    """
+    manifest = Path(manifest)
+    try:
+        value = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise _manifest_error(manifest, f"unreadable manifest ({type(error).__name__}: {error})") from error
+    summary = value.get("summary") if isinstance(value, dict) else None
+    if not isinstance(summary, dict) or not isinstance(summary.get("archives"), list):
+        raise _manifest_error(manifest, "not a make-dataset manifest ('summary.archives' must be a list)")
+    if not all(isinstance(entry, str) and entry for entry in summary["archives"]):
+        raise _manifest_error(manifest, "'summary.archives' must list file names")
+    parameters = value.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise _manifest_error(manifest, "'parameters' must be a JSON object")
+    for key, (low, high) in _MANIFEST_COUNTS.items():
+        number = parameters.get(key)
+        if key in parameters and (isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high):
+            raise _manifest_error(manifest, f"'parameters.{key}' must be an integer in [{low}, {high}], got {number!r}")
+    rho = parameters.get("rho")
+    if "rho" in parameters and (isinstance(rho, bool) or not isinstance(rho, numbers.Real)
+                                or not (math.isfinite(rho) and 0 <= rho <= 10**6)):
+        raise _manifest_error(manifest, f"'parameters.rho' must be a finite number in [0, 1e6], got {rho!r}")
+    size = parameters.get("image_size")
+    if "image_size" in parameters and (not isinstance(size, list) or len(size) != 2 or not all(
+            isinstance(side, int) and not isinstance(side, bool) and 1 <= side <= 10**5 for side in size)):
+        raise _manifest_error(manifest, f"'parameters.image_size' must be [width, height] in pixels, got {size!r}")
+    value["summary"] = {**summary, "archives": [Path(entry).name for entry in summary["archives"]]}
+    return value
+
+
 def manifest_archives(manifest):
-    """The archive file names a generator's ``manifest.json`` lists, in order.
+    """The archive file names a generator's ``manifest.json`` lists, in order (see :func:`read_manifest`).
 
     Raises:
         ArchiveError: the manifest is unreadable or not a generator's manifest, naming it.
     """
-    manifest = Path(manifest)
-    try:
-        entries = json.loads(manifest.read_text(encoding="utf-8"))["summary"]["archives"]
-        if not isinstance(entries, list):
-            raise TypeError(f"'archives' is a {type(entries).__name__}, not a list")
-        return [Path(str(entry)).name for entry in entries]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ArchiveError(
-            f"{manifest}: unreadable manifest ({type(error).__name__}: {error}); "
-            "remove it to read every .npz of the folder, or run make-dataset again"
-        ) from error
+    return read_manifest(manifest)["summary"]["archives"]
 
 
 def require_pairs(path, archives, lengths):

@@ -14,7 +14,6 @@ the previous one first, so old and new archives never mix.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import multiprocessing
 import os
@@ -32,7 +31,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..fileio import atomic_write_text
+from ..fileio import FolderBusy, atomic_write_text, check_name, folder_lock
 from .archive import (
     ARCHIVE_SIZE,
     MANIFEST_NAME,
@@ -43,18 +42,10 @@ from .archive import (
 from .images import read_grayscale, resolve_image_source
 from .synthesis import TRAIN_PROTOCOL, SynthesisConfig, pairs_from_image
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows: runs there are not locked
-    fcntl = None
-
 __all__ = ["DatasetSummary", "DatasetInterrupted", "OutputFolderBusy", "generate_dataset", "image_rng"]
 
-LOCK_NAME = ".hnet_keras.lock"
-
-
-class OutputFolderBusy(OSError):
-    """Another run holds the output folder's lock."""
+OutputFolderBusy = FolderBusy
+"""Another run holds the output folder's lock (:class:`hnet_keras.fileio.FolderBusy`)."""
 
 
 class DatasetInterrupted(KeyboardInterrupt):
@@ -113,6 +104,75 @@ def _init_worker():
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     cv2.setNumThreads(1)
+
+
+class _DeferredInterrupt:
+    """A SIGINT handler that only records Ctrl-C; :meth:`check` raises it at a safe point.
+
+    A KeyboardInterrupt raised at an arbitrary point can land inside a library's lock
+    (tqdm's two-lock write lock, a pool's result condition) and leave it held, and the
+    clean-up then waits on it forever: that was the 1-in-100 hang. Raised only between
+    images and while polling the pool, it never does.
+    """
+
+    def __init__(self):
+        self.received = False
+
+    def __call__(self, signum, frame):
+        self.received = True
+
+    def check(self):
+        """Raise the recorded Ctrl-C (once)."""
+        if self.received:
+            self.received = False
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Inside, Ctrl-C is recorded by the yielded :class:`_DeferredInterrupt` (main thread, and
+    only where SIGINT is handled at all: a run started with it ignored keeps ignoring it)."""
+    deferred = _DeferredInterrupt()
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield deferred
+        return
+    previous = signal.signal(signal.SIGINT, deferred)
+    try:
+        yield deferred
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    deferred.check()  # a Ctrl-C during the clean-up still ends the command as interrupted
+
+
+def _synthesize_chunk(tasks):
+    """Worker: :func:`_synthesize` over a few images (one round trip to the pool)."""
+    return [_synthesize(task) for task in tasks]
+
+
+def _chunks(items, size):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _polled(pool, tasks, deferred, chunksize=4, interval=0.1):
+    """The results of ``tasks`` on ``pool``, in order, checking for Ctrl-C every ``interval``
+    seconds while waiting (``imap`` with a chunk size gives no waiting with a timeout, so
+    the chunks are made here)."""
+    results = pool.imap(_synthesize_chunk, _chunks(tasks, chunksize))
+    while True:
+        deferred.check()
+        try:
+            yield from results.next(timeout=interval)
+        except multiprocessing.TimeoutError:
+            continue
+        except StopIteration:
+            return
 
 
 @contextlib.contextmanager
@@ -186,48 +246,6 @@ def check_archive_size(archive_size, patch_size, name="archive_size"):
         )
 
 
-@contextlib.contextmanager
-def _own_folder(out):
-    """Hold ``out``'s lock for the whole run, refusing a second writer.
-
-    An ``flock`` on ``out/.hnet_keras.lock``: the kernel releases it when the process
-    ends, however it ends, so a killed run never blocks the next one.
-    """
-    path = out / LOCK_NAME
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            owner = os.read(fd, 32).decode("ascii", "replace").strip()
-            os.close(fd)
-            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            owner = f" (pid {owner})" if owner.isdigit() else ""
-            raise OutputFolderBusy(
-                f"{out}: another make-dataset run{owner} is writing to this folder; "
-                "wait for it to finish or choose another output folder"
-            ) from None
-        try:
-            current = os.path.samestat(os.fstat(fd), os.stat(path))
-        except FileNotFoundError:
-            current = False
-        if current:
-            break
-        os.close(fd)  # the previous owner removed the file between our open and our lock
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        os.close(fd)
-
-
 def _clear_previous_run(out, prefix):
     """Remove the archives and temporaries an earlier run left in ``out``.
 
@@ -292,15 +310,16 @@ def generate_dataset(
     check_archive_size(archive_size, config.patch_size)
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
+    check_name(prefix, "prefix")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: exists and is not a folder; the archives need an output folder")
     paths = resolve_image_source(images)
     workers = workers or os.cpu_count() or 1
     out.mkdir(parents=True, exist_ok=True)
-    with _own_folder(out):
+    with _interrupts_deferred() as deferred, folder_lock(out):
         summary, status = _generate_into(out, images, paths, pairs_per_image, archive_size, config, seed, workers,
-                                         prefix, progress)
+                                         prefix, progress, deferred)
     if status == "interrupted":
         raise DatasetInterrupted(
             f"interrupted: kept {len(summary.archives)} complete archive(s) ({summary.pairs_written} pairs) in {out}, "
@@ -311,8 +330,11 @@ def generate_dataset(
     return summary
 
 
-def _generate_into(out, images, paths, pairs_per_image, archive_size, config, seed, workers, prefix, progress):
-    """The body of :func:`generate_dataset`, with ``out`` locked; returns ``(summary, status)``."""
+def _generate_into(out, images, paths, pairs_per_image, archive_size, config, seed, workers, prefix, progress,
+                   deferred):
+    """The body of :func:`generate_dataset`, with ``out`` locked; returns ``(summary, status)``.
+
+    Ctrl-C is raised only where ``deferred`` (a :class:`_DeferredInterrupt`) is checked."""
     leftovers = _clear_previous_run(out, prefix)
     size = config.patch_size
     buffer_images = np.empty((archive_size, size, size, 2), np.uint8)
@@ -361,13 +383,15 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
         for path in leftovers:
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 path.unlink()
+        deferred.check()
         if workers > 1:
-            results = _start_pool(workers, pools).imap(_synthesize, tasks, chunksize=4)
+            results = _polled(_start_pool(workers, pools), tasks, deferred)
         else:
             results = map(_synthesize, tasks)
         # After the pool: tqdm's monitor thread would take a Ctrl-C meant for the pool's start.
         bar = tqdm(total=len(paths), unit="img", desc="synthesizing", disable=not progress)
         for index, images_i, offsets_i, reason in results:
+            deferred.check()
             bar.update(1)
             if reason is not None:
                 skipped[reason.split(" (")[0]] += 1
@@ -389,6 +413,7 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
             bar.set_postfix(pairs=buffered)
         if filled:
             flush(filled)
+        deferred.check()
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"

@@ -8,7 +8,6 @@ Keras under the TensorFlow, JAX or PyTorch backend alike.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from pathlib import Path
 
@@ -16,10 +15,12 @@ import keras
 import numpy as np
 
 from .archive import (
+    MANIFEST_NAME,
     ArchiveError,
     archive_length,
     list_archives,
     read_archive,
+    read_manifest,
     require_pairs,
 )
 from .augment import augment_pairs
@@ -44,10 +45,14 @@ def archives_rho(path, rho=None):
     if rho is not None:
         return rho
     folder = Path(path) if Path(path).is_dir() else Path(path).parent
-    try:
-        return json.loads((folder / "manifest.json").read_text())["parameters"]["rho"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(f"{path}: give the archives' rho (no manifest.json beside them records it)") from None
+    manifest = folder / MANIFEST_NAME
+    recorded = read_manifest(manifest).get("parameters", {}).get("rho") if manifest.is_file() else None
+    if recorded is None:
+        raise ValueError(f"{path}: give the archives' rho (no {MANIFEST_NAME} beside them records it)")
+    if not recorded > 0:
+        raise ValueError(f"{manifest}: 'parameters.rho' is {recorded}: offsets cannot be normalized by it; "
+                         "give the rho to normalize by")
+    return recorded
 
 
 def data_loader(path, batch_size=64, rho=None, shuffle=False, seed=None):

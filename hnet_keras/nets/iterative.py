@@ -6,7 +6,7 @@ CVPR 2022; RHWF, CVPR 2023) learns far faster per pair by asking a much easier
 question many times: *given the current estimate, how far off is it?* This model:
 
 1. encodes each patch with one shared convolutional encoder (``stride`` 4 or 8);
-2. for ``iterations`` steps:
+2. for ``refinements`` steps:
 
    a. solves the homography ``H_ab`` of the current 4-point estimate (a batched
       8x8 DLT, :func:`four_point_to_homography`);
@@ -33,6 +33,9 @@ of B showing the same content: ``H_ab = getPerspectiveTransform(perturbed, origi
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -44,9 +47,15 @@ __all__ = [
     "local_correlation",
     "IterativeHomography",
     "build_iterative",
+    "MAX_INPUT_SIZE",
+    "MAX_REFINEMENTS",
 ]
 
 _PACKAGE = "hnet_keras"
+MAX_INPUT_SIZE = 1024
+"""The largest input side a model is built with (the paper's is 128): a sanity bound on edited files."""
+MAX_REFINEMENTS = 64
+"""The most refinement steps an iterative model runs (the shipped one runs 6)."""
 
 
 def four_point_to_homography(source, target):
@@ -181,7 +190,8 @@ class IterativeHomography(layers.Layer):
     Args:
         input_size: side ``S`` of the pair; a multiple of ``4 * stride``.
         rho: the offsets' unit: outputs are ``offsets / rho`` (pixels of the input).
-        iterations: ``K``, the refinement steps (weights tied).
+        refinements: ``K``, the refinement steps (weights tied), at most :data:`MAX_REFINEMENTS`;
+            ``iterations`` is its older name, still read (checkpoints written before the rename).
         stride: the encoder's downsampling, 4 or 8.
         radius: the correlation window's radius, in feature cells.
         channels: feature channels of the encoder.
@@ -189,16 +199,22 @@ class IterativeHomography(layers.Layer):
         head: channels of the update head.
     """
 
-    def __init__(self, input_size=64, rho=16, iterations=6, stride=4, radius=4, channels=64, context=32,
-                 head=64, **kwargs):
+    def __init__(self, input_size=64, rho=16, refinements=6, stride=4, radius=4, channels=64, context=32,
+                 head=64, iterations=None, **kwargs):
         super().__init__(**kwargs)
+        refinements = refinements if iterations is None else iterations
+        for name, value, high in (("input_size", input_size, MAX_INPUT_SIZE), ("refinements", refinements,
+                                  MAX_REFINEMENTS), ("radius", radius, 64), ("channels", channels, 4096),
+                                  ("context", context, 4096), ("head", head, 4096)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= high:
+                raise ValueError(f"{name} must be an integer in [1, {high}], got {value!r}")
         if stride not in (4, 8):
             raise ValueError(f"stride must be 4 or 8, got {stride}")
         if input_size % (4 * stride):
             raise ValueError(f"input_size must be a multiple of 4 * stride = {4 * stride}, got {input_size}")
-        if rho <= 0 or iterations < 1 or radius < 1:
-            raise ValueError(f"rho, iterations and radius must be positive, got {rho}, {iterations}, {radius}")
-        self.input_size, self.rho, self.iterations = int(input_size), float(rho), int(iterations)
+        if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not 0 < rho < math.inf:
+            raise ValueError(f"rho must be a finite number > 0, got {rho!r}")
+        self.input_size, self.rho, self.refinements = int(input_size), float(rho), int(refinements)
         self.stride, self.radius = int(stride), int(radius)
         self.channels, self.context_channels, self.head_channels = int(channels), int(context), int(head)
         # Strided 3x3 convolutions down to ``stride`` (the first at a quarter of the
@@ -226,7 +242,7 @@ class IterativeHomography(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            input_size=self.input_size, rho=self.rho, iterations=self.iterations, stride=self.stride,
+            input_size=self.input_size, rho=self.rho, refinements=self.refinements, stride=self.stride,
             radius=self.radius, channels=self.channels, context=self.context_channels, head=self.head_channels,
         )
         return config
@@ -249,7 +265,7 @@ class IterativeHomography(layers.Layer):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.iterations, 8)
+        return (input_shape[0], self.refinements, 8)
 
     def _encode(self, patch):
         for layer in self.encoder:
@@ -272,7 +288,7 @@ class IterativeHomography(layers.Layer):
             [[dx - self.radius, dy - self.radius] for dy in range(side) for dx in range(side)], dtype="float32")
         offsets = ops.zeros((ops.shape(pair)[0], 8), dtype="float32")  # pixels of the input
         estimates = []
-        for _ in range(self.iterations):
+        for _ in range(self.refinements):
             offsets = ops.stop_gradient(offsets)
             perturbed = square + ops.reshape(offsets, (-1, 4, 2)) / size
             h_ab = four_point_to_homography(perturbed, square)
@@ -294,13 +310,16 @@ class IterativeHomography(layers.Layer):
         return ops.stack(estimates, axis=1)
 
 
-def build_iterative(input_size=64, rho=16, iterations=6, stride=4, radius=4, channels=64, context=32, head=64):
+def build_iterative(input_size=64, rho=16, refinements=6, stride=4, radius=4, channels=64, context=32, head=64,
+                    iterations=None):
     """The iterative model as a functional ``keras.Model`` named ``hnet_iterative``.
 
     It takes (B, S, S, 2) pairs normalized to [-1, 1] and outputs (B, K, 8): the
-    estimate after each iteration in units of ``rho``; ``[:, -1]`` is the answer.
+    estimate after each refinement in units of ``rho``; ``[:, -1]`` is the answer.
     The ``rho`` is saved in the model's config, so a ``.keras`` file carries it.
+    ``iterations`` is the older name of ``refinements``, still accepted.
     """
+    refinements = refinements if iterations is None else iterations
     pair = keras.Input(shape=(input_size, input_size, 2), name="pair")
-    core = IterativeHomography(input_size, rho, iterations, stride, radius, channels, context, head, name="iterative")
+    core = IterativeHomography(input_size, rho, refinements, stride, radius, channels, context, head, name="iterative")
     return keras.Model(pair, core(pair), name="hnet_iterative")

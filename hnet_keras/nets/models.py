@@ -135,8 +135,10 @@ MOBILENET_CUT = "block_3_expand_relu"
 """The MobileNetV2 layer (stride 4) where the transfer model's trunk ends and its head begins."""
 
 
-class WeightsUnavailable(RuntimeError):
-    """Pre-trained weights were asked for and could not be had (no network, no cached file)."""
+class WeightsUnavailable(RuntimeError, OSError):
+    """Pre-trained weights were asked for and could not be had (no network, no cached file).
+
+    An ``OSError`` too, so the command line reports it in one line."""
 
 
 def _mobilenet_trunk(input_size, width, weights):

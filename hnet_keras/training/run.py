@@ -6,8 +6,11 @@ A run lives in ``<checkpoint_dir>/<run>/``:
 * ``last.keras`` (model + optimizer state) and ``last.weights.h5``, rewritten every epoch;
 * ``best.keras`` and ``best.weights.h5``, the epoch with the lowest validation MACE;
 * ``history.json`` and ``history.csv``, one row per epoch;
-* ``state.json``: epochs done, optimizer iterations, best validation MACE, the recipe, the seed
-  and the dropout random states.
+* ``state.json``: epochs done, optimizer iterations, best validation MACE, the recipe, the seed,
+  the data source and the dropout random states.
+
+A run folder belongs to one process at a time (a lock, :func:`hnet_keras.fileio.folder_lock`):
+a second ``train`` on it is refused, naming the first's pid.
 
 Every ``.keras`` file carries its description (architecture and rho, see
 :mod:`hnet_keras.nets.checkpoint`), so it can be used out of its folder. Every file is written
@@ -15,7 +18,8 @@ under a temporary name, then moved into place with ``os.replace``, so a run kill
 moment leaves complete files; the state is written last. Resuming loads ``last.keras``
 (whose optimizer holds the iteration count, so the learning-rate schedule and the momentum
 carry on), restores the dropout random states and continues with ``initial_epoch``. A run
-resumes only with the recipe it was started with (``iterations`` aside, which may grow).
+resumes only with the recipe, seed and data it was started with (``iterations`` aside, which
+may grow); every number read back is checked first (:func:`check_state`, :func:`check_history`).
 
 Only ``keras`` and ``keras.ops`` are used, so training runs under the TensorFlow and
 JAX backends alike; TensorFlow is imported only to mirror over several GPUs.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -45,8 +50,15 @@ from ..data.images import (
     split_images,
 )
 from ..data.loaders import ArchiveDataset, OnTheFlyDataset
-from ..fileio import atomic_save_model, atomic_write_text
-from ..nets.checkpoint import save_model
+from ..fileio import (
+    atomic_save_model,
+    atomic_write_text,
+    check_name,
+    folder_lock,
+    read_json,
+    remove_stale_temporaries,
+)
+from ..nets.checkpoint import check_history, check_keras_file, check_state, save_model
 from ..nets.losses import MACE, euclidean_l2, sequence_l1
 from ..nets.models import build_model
 from ..nets.targets import offsets_to_bins
@@ -265,32 +277,69 @@ def _dtype_policy(mixed_precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _read_resume_point(folder, preset):
+def _read_resume_point(folder, preset, identity=None):
     """``(state, history)`` of a run folder, or ``None`` when it holds no checkpoint.
 
+    A folder holding only part of a checkpoint (a run killed before its first epoch was
+    saved, or files removed by hand) starts over, saying so in one line.
+
+    Args:
+        identity: entries of ``state.json`` that must not change on resume (the seed, the
+            photo source), ``{key: value}``; a state without a key (an older run) is not checked.
+
     Raises:
-        ValueError: an unreadable state, or a recipe other than ``preset`` (``iterations``
-            aside), naming the file and the options that differ.
+        ValueError: an unreadable or edited state or history, or a recipe (``iterations``
+            aside) or an ``identity`` entry other than this run's, naming the file and the key.
     """
     state_path, model_path = folder / "state.json", folder / "last.keras"
-    if not (state_path.is_file() and model_path.is_file()):
+    present = [path.name for path in (state_path, model_path) if path.is_file()]
+    if len(present) < 2:
+        if present:
+            warnings.warn(f"{folder}: {present[0]} without {({'state.json', 'last.keras'} - set(present)).pop()} "
+                          "(a run stopped before its first checkpoint was complete): starting the run over",
+                          stacklevel=3)
         return None
-    try:
-        state = json.loads(state_path.read_text())
-        history_path = folder / "history.json"
-        history = json.loads(history_path.read_text()) if history_path.is_file() else []
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{folder}: unreadable checkpoint state ({error})") from error
-    if not isinstance(state, dict) or not {"epoch", "iterations", "preset"} <= set(state):
-        raise ValueError(f"{state_path}: not a training state (it needs epoch, iterations and preset); "
-                         "start over with --no-resume")
+    state = check_state(read_json(state_path, "training state"), state_path)
+    history_path = folder / "history.json"
+    history = []
+    if history_path.is_file():
+        history = check_history(read_json(history_path, "training history"), history_path)
     wanted = json.loads(json.dumps(dataclasses.asdict(preset)))
     changed = [f"{key} {state['preset'].get(key)!r} -> {value!r}" for key, value in wanted.items()
                if key != "iterations" and state["preset"].get(key) != value]
+    changed += [f"{key} {state[key]!r} -> {value!r}" for key, value in (identity or {}).items()
+                if key in state and state[key] != value]
     if changed:
         raise ValueError(f"{folder}: this run was trained with other options ({'; '.join(changed)}); resume it "
-                         "with its own options, or start a new run (--no-resume, or another --run)")
+                         "with its own options, or start it over (--no-resume) or in another run folder")
     return state, history
+
+
+def load_last_model(folder):
+    """A run's ``last.keras`` (safe mode), or a one-line ValueError naming it when it cannot be read."""
+    path = Path(folder) / "last.keras"
+    try:
+        check_keras_file(path)
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many kinds (KeyError, ValueError...) on a damaged file
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(f"{path}: cannot resume from this model file ({reason}); start the run over with "
+                         "--no-resume") from error
+
+
+def _photo_source(images, data):
+    """What the run trains on, as recorded in ``state.json`` (a changed source refuses resume)."""
+    if isinstance(data, keras.utils.PyDataset):
+        return None
+    if data is not None:
+        return f"archives {os.path.abspath(data)}"
+    if images is None:
+        return "embedded photos"
+    if isinstance(images, (str, os.PathLike)):
+        return f"images {os.path.abspath(images)}"
+    paths = [os.path.abspath(path) for path in images]
+    digest = hashlib.sha1("\n".join(paths).encode("utf-8")).hexdigest()[:12]
+    return f"{len(paths)} images (sha1 {digest})"
 
 
 def _progress_bar():
@@ -329,7 +378,8 @@ def train(
         images: images for on-the-fly pairs (a folder or paths); default the embedded
             photos of the ``"train"`` split.
         seed: seeds Keras, the data order and the synthesized pairs.
-        resume: continue the run from its ``last.keras`` if there is one; ``False``
+        resume: continue the run from its ``last.keras`` if there is one (only with the
+            same recipe, seed and data source, which ``state.json`` records); ``False``
             starts over (overwriting the run's files).
         mixed_precision: ``True`` for ``"mixed_float16"``, or a Keras dtype policy name.
         callbacks: more Keras callbacks, run before the checkpoint's, so the values they
@@ -341,9 +391,28 @@ def train(
 
     Returns:
         A :class:`TrainResult`.
+
+    Raises:
+        hnet_keras.fileio.FolderBusy: another process is training in the run folder.
+        ValueError: a bad argument, or a run folder that cannot resume (one line naming the file).
     """
     preset = get_preset(preset, **overrides)
-    folder = Path(checkpoint_dir) / (run or preset.name)
+    folder = Path(checkpoint_dir) / check_name(run or preset.name, "run")
+    folder.mkdir(parents=True, exist_ok=True)
+    # One run per folder: a second is refused (naming the first's pid) before it writes anything.
+    with folder_lock(folder, "train", "wait for it to finish, or train into another run folder (--run)"):
+        remove_stale_temporaries(folder)  # left by a killed run; ours alone while we hold the lock
+        return _train_locked(preset, folder, data, validation_data, images, seed, resume, mixed_precision,
+                             callbacks, verbose, progress)
+
+
+def _train_locked(preset, folder, data, validation_data, images, seed, resume, mixed_precision, callbacks, verbose,
+                  progress):
+    """The body of :func:`train`, with the run folder locked."""
+    source = _photo_source(images, data)
+    identity = {"seed": seed, **({"source": source} if source is not None else {})}
+    # First, so a folder that cannot resume is refused before any data is prepared.
+    resume_point = _read_resume_point(folder, preset, identity) if resume else None
     keras.utils.set_random_seed(seed)
     if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
         # A folder is split by file name: train on its training part, validate on its
@@ -365,30 +434,30 @@ def train(
     steps_per_epoch = len(train_data)
     epochs = math.ceil(preset.iterations / steps_per_epoch)
 
-    resume_point = _read_resume_point(folder, preset) if resume else None
     with _dtype_policy(mixed_precision), _distribution_scope():
         if resume_point is None:
             model = compile_model(build_model(preset.kind, **preset.model_options()), preset)
         else:
-            model = keras.saving.load_model(folder / "last.keras", safe_mode=True)
+            model = load_last_model(folder)
     initial_epoch, history = 0, []
     if resume_point is not None:
         state, history = resume_point
         iterations, _ = _optimizer_position(model)
-        initial_epoch = int(state["epoch"])
-        if iterations != state["iterations"]:
+        initial_epoch = state["epoch"]
+        if iterations != state["iterations"] or initial_epoch * steps_per_epoch != iterations:
             # Killed between saving the model and the state: the model is the truth.
             warnings.warn(
-                f"{folder}: state.json says {state['iterations']} iterations but last.keras has "
-                f"{iterations}; resuming from the model",
-                stacklevel=2,
+                f"{folder}: state.json says epoch {state['epoch']}, {state['iterations']} iterations, but "
+                f"last.keras has {iterations} ({steps_per_epoch} per epoch); resuming from the model",
+                stacklevel=3,
             )
             initial_epoch = iterations // steps_per_epoch
         else:
             # So dropout draws the masks it would have drawn in an uninterrupted run.
             saved = state.get("seed_generators", [])
             variables = _seed_generator_states(model)
-            if len(saved) == len(variables):
+            if len(saved) == len(variables) and all(
+                    np.shape(value) == tuple(variable.shape) for variable, value in zip(variables, saved)):
                 for variable, value in zip(variables, saved):
                     variable.assign(np.asarray(value, dtype=variable.dtype))
         history = [row for row in history if row["epoch"] <= initial_epoch]
@@ -396,7 +465,7 @@ def train(
         for _ in range(initial_epoch):
             train_data.on_epoch_end()
 
-    checkpoint = RunCheckpoint(folder, preset, history, extra_state={"seed": seed})
+    checkpoint = RunCheckpoint(folder, preset, history, extra_state=identity)
     if initial_epoch < epochs:
         model.fit(
             train_data,
