@@ -29,6 +29,14 @@ __all__ = ["ECCSettings", "ecc_coarse_to_fine", "refine_homography", "image_text
 
 MIN_TEXTURE = 1.0
 """Mean gradient magnitude (gray levels per pixel) under which an image is too flat to align."""
+FINEST_CAP_PIXELS = 250_000
+"""Whole images over this many pixels run at most :data:`FINEST_ITERATIONS` ECC iterations at full
+resolution (:func:`align_images`), where each iteration costs the most."""
+FINEST_ITERATIONS = 10
+"""See :data:`FINEST_CAP_PIXELS`. The finest level starts from the half-resolution level's converged
+estimate: on 16 900x600 photo pairs (corners moved up to 20%, blur, noise and exposure changes),
+10 iterations gave the same mean corner error as 50 (0.388 against 0.389 px) in two thirds of
+the time (509 against 769 ms a pair on a loaded 2-core machine)."""
 MIN_ALIGNMENT_SCORE = 0.2
 """Alignment score (:func:`alignment_score`) under which two aligned images are taken not to
 show the same scene."""
@@ -53,6 +61,7 @@ class ECCSettings:
             patch) is three to four times a good network's typical corner error: started
             that close, ECC converges (on 300 photo pairs started ~5 px off: mean 0.12 px,
             1 fallback), so a larger move means it ran away.
+        finest_iterations: ECC iterations at the finest level at most (``None``: ``iterations``).
     """
 
     levels: int = 2
@@ -62,6 +71,7 @@ class ECCSettings:
     gauss_filter: int = 3
     max_move: float | None = None
     max_move_fraction: float = 1.0 / 8
+    finest_iterations: int | None = None
 
 
 def image_texture(image):
@@ -100,11 +110,12 @@ def ecc_coarse_to_fine(image_a, image_b, start, settings):
     pyramid = [(image_a, image_b)]
     while len(pyramid) < settings.levels and min(pyramid[-1][0].shape) // 2 >= settings.min_side:
         pyramid.append((cv2.pyrDown(pyramid[-1][0]), cv2.pyrDown(pyramid[-1][1])))
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, settings.iterations, settings.epsilon)
     coarsest = len(pyramid) - 1
     warp = _scaled(start, 0.5**coarsest)
     for level in range(coarsest, -1, -1):
         a, b = pyramid[level]
+        iterations = settings.iterations if level or settings.finest_iterations is None else settings.finest_iterations
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, settings.epsilon)
         try:
             _, found = cv2.findTransformECC(
                 a, b, warp.astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, None, settings.gauss_filter
@@ -209,7 +220,8 @@ def align_images(image_a, image_b, h_start, settings=None):
         image_a, image_b: (H, W) uint8 images of one size.
         h_start: (3, 3) starting ``H_ab``.
         settings: :class:`ECCSettings`; the default runs enough pyramid levels for the
-            coarsest to be about 120 px on its short side.
+            coarsest to be about 120 px on its short side, 50 iterations a level (at most
+            :data:`FINEST_ITERATIONS` at full resolution over :data:`FINEST_CAP_PIXELS`).
 
     Returns:
         ``(h_ab, details)``: the chosen homography and a dict with ``chosen``
@@ -218,7 +230,8 @@ def align_images(image_a, image_b, h_start, settings=None):
     """
     if settings is None:
         levels = 1 + max(0, int(np.floor(np.log2(min(image_a.shape) / 120.0))))
-        settings = ECCSettings(levels=max(levels, 2), iterations=50, epsilon=1e-4)
+        finest = FINEST_ITERATIONS if image_a.size > FINEST_CAP_PIXELS else None
+        settings = ECCSettings(levels=max(levels, 2), iterations=50, epsilon=1e-4, finest_iterations=finest)
     # On a tie (a blank image scores every candidate alike) the first wins: doing nothing.
     candidates, fallback = {"identity": np.eye(3)}, None
     try:
