@@ -88,6 +88,17 @@ def test_a_tiny_pair_is_never_worse_aligned_than_the_identity():
         assert corner_distance(h_ab, h_true, size) <= corner_distance(np.eye(3), h_true, size)
 
 
+def test_a_large_rotation_and_zoom_is_found_by_the_hypotheses():
+    from hnet_keras.estimators.predict import _similarity
+
+    image_a = _photo(0, (320, 240))
+    h_true = _similarity(320, 240, 91, 1.4)  # far beyond what this network (the identity) corrects
+    image_b = cv2.warpPerspective(image_a, h_true, (320, 240))
+    h_ab, info = estimate_homography(_constant_model(), image_a, image_b, rho=16, details=True)
+    assert info["chosen"] == "hypothesis" and info["hypothesis"] == {"angle": 90, "scale": 1.41}
+    assert info["trusted"] and corner_distance(h_ab, h_true, (320, 240)) < 1.0
+
+
 @pytest.mark.parametrize("size", [(5000, 50), (50, 5000)])
 def test_images_too_elongated_to_estimate_are_flagged(size):
     strip = _photo(3, size)
