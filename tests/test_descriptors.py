@@ -2,9 +2,11 @@
 
 import json
 
+import cv2
 import keras
 import numpy as np
 import pytest
+import skimage.data
 
 from hnet_keras.data.images import embedded_photo_paths
 from hnet_keras.features import descriptors as dd
@@ -129,3 +131,19 @@ def test_checkpoint_round_trip_in_safe_mode(tmp_path):
     (tmp_path / "bad.keras").write_text("not a model")
     with pytest.raises(ValueError, match="bad.keras"):
         dd.load_descriptor_net(tmp_path / "bad.keras")
+
+
+def test_the_shipped_checkpoint_loads_offline_in_safe_mode_and_aligns_a_pair():
+    from hnet_keras.estimators.descriptor_method import DenseDescriptorMethod
+    from hnet_keras.features.pck import corners_error
+
+    assert dd.SHIPPED_DESCRIPTORS.stat().st_size <= 16 * 2**20
+    net = dd.load_descriptor_net()
+    description = json.loads(dd.SHIPPED_DESCRIPTORS.with_suffix(".json").read_text())
+    assert description["options"] == dd.net_options(net) and description["stride"] == dd.STRIDE
+    assert description["training"]["preset"]["name"] == "descriptors_cpu"
+    image = cv2.resize(skimage.data.camera(), (320, 240), interpolation=cv2.INTER_AREA)
+    truth = np.array([[0.95, 0.1, 12.0], [-0.08, 1.02, -6.0], [1e-4, 5e-5, 1.0]])
+    warped = cv2.warpPerspective(image, truth, (320, 240))
+    estimate = DenseDescriptorMethod(net).homography(image, warped)
+    assert corners_error(estimate, truth, (320, 240)) < 2.0
