@@ -32,6 +32,8 @@ def register_commands(subparsers):
     estimate.add_argument("--checkpoint", default=None, help="checkpoint to use (default: the shipped one)")
     estimate.add_argument("--overlay", default=None, type=image_file_to_write, help="write A with B warped onto it here (PNG)")
     estimate.add_argument("--no-refine", action="store_true", help="the network's estimate alone, without ECC")
+    estimate.add_argument("--hypotheses", action="store_true",
+                          help="on a poor alignment, also try large rotations and zooms (1-3 s more)")
     estimate.set_defaults(func=_run_estimate)
 
 
@@ -58,12 +60,14 @@ def _run_estimate(args):
     model, rho = load_pretrained(args.checkpoint)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimateWarning)
-        h_ab, info = estimate_homography(model, images[0], images[1], rho=rho, refine=not args.no_refine, details=True)
+        h_ab, info = estimate_homography(model, images[0], images[1], rho=rho, refine=not args.no_refine, details=True,
+                                         hypotheses=args.hypotheses)
     for warning in caught:
         if issubclass(warning.category, EstimateWarning):
             print(f"hnet_keras estimate: warning: {warning.message}", file=sys.stderr)
     print(json.dumps({"H_ab": np.round(h_ab, 8).tolist(), "direction": "maps points of image A to image B",
-                      "chosen": info["chosen"], "score": round(info["score"], 4), "trusted": info["trusted"],
+                      "chosen": info["chosen"], "hypothesis": info.get("hypothesis"),
+                      "score": round(info["score"], 4), "trusted": info["trusted"],
                       "scores": {name: round(value, 4) for name, value in info["scores"].items()},
                       "warnings": info["warnings"], "refinement_fallback": info["fallback"],
                       "texture": [round(t, 3) for t in info["texture"]], "working_size": list(info["working_size"])}))

@@ -150,7 +150,7 @@ MIN_SIDE = 32
 with a :class:`ShapeWarning`. On 16 photo pairs per size (corners moved up to 3% and 10%), the
 estimate was worse aligned than the identity on 7 of 32 pairs of 16x12 px, 4 of 24x18, 4 of
 32x24, none from 48x36 up."""
-RETRY_SCORE = 0.5
+RETRY_SCORE = 0.2
 """Alignment score under which :func:`estimate_homography` also tries the large-motion hypotheses
 (:data:`HYPOTHESIS_ANGLES` x :data:`HYPOTHESIS_SCALES`): a pair the network's own start aligns
 well is never slowed down."""
@@ -212,7 +212,7 @@ def _patch_to_image(window, offsets):
     return np.linalg.inv(to_patch) @ offsets_to_homography(offsets, COARSE_PATCH) @ to_patch
 
 
-def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None, details=False):
+def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None, details=False, hypotheses=False):
     """The homography between two whole images of any size and aspect.
 
     1. Images over :data:`WORK_PIXELS` are scaled down to it (the answer is scaled back).
@@ -221,12 +221,14 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
        the best of the refined estimate, the network's and the identity by normalized
        correlation (:func:`hnet_keras.estimators.refine.align_images`), so the answer is never
        worse aligned than doing nothing.
-    4. When that best scores under :data:`RETRY_SCORE`: a multi-hypothesis start for large
+    4. With ``hypotheses``, when that best scores under :data:`RETRY_SCORE`: a multi-hypothesis start for large
        rotation and zoom (:data:`HYPOTHESIS_ANGLES` x :data:`HYPOTHESIS_SCALES`, screened by the
        network and the alignment score at low resolution, the best two refined), kept when
        it scores higher. On 20 photo pairs of 640x480 rotated up to 60 degrees and zoomed
        0.5-2x (blur, noise, exposure changes), within 3 px: 14 without it, 20 with it (SIFT +
-       RANSAC: 20), at 0.80x SIFT's time over the 20 pairs (1-2 s on the 6 that needed it).
+       RANSAC: 20), at 0.73x SIFT's time over the 20 pairs (1-3 s on the 6 that needed it).
+       Off by default: on ordinary pairs that fail it costs 2-3 s a pair (2 of 20 of the
+       benchmark's 900x600 pairs, one of them then found), which breaks the time target.
 
     Image B may differ in size from A: it is resized to A's size first and the result
     composed with that scaling. An answer not to be trusted comes with an
@@ -245,6 +247,7 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
         rho: the ``rho`` the model was trained with.
         refine: refine the network's estimate (default) or return it as is.
         settings: :class:`hnet_keras.estimators.refine.ECCSettings` for the refinement.
+        hypotheses: try the large-motion hypotheses on a poorly aligned answer (step 4).
         details: also return a dict: ``chosen`` (``"refined"``, ``"start"`` (the
             network's), ``"identity"`` or ``"hypothesis"``, with ``hypothesis`` its
             ``{"angle", "scale"}``), ``scores`` (each candidate's alignment score),
@@ -257,13 +260,14 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
         show the same content (``image_b ~ warpPerspective(image_a, H_ab)``); with
         ``details``, ``(H_ab, details)``.
     """
-    found = estimate_homographies(model, [(image_a, image_b)], rho, refine=refine, settings=settings)[0]
+    found = estimate_homographies(model, [(image_a, image_b)], rho, refine=refine, settings=settings,
+                                  hypotheses=hypotheses)[0]
     for message, category in found[1].pop("_warnings"):
         warnings.warn(message, category, stacklevel=2)
     return found if details else found[0]
 
 
-def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_size=64):
+def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_size=64, hypotheses=False):
     """:func:`estimate_homography` of many ``(image_a, image_b)`` pairs at once: the network's
     passes run batched over all pairs (throughput), each pair's refinement on its own.
 
@@ -283,7 +287,7 @@ def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_s
         if refine and index in starts:
             h_ab, aligned = align_images(gray_a, gray_b, h_ab, settings)
             info.update(aligned)
-            if aligned["scores"][aligned["chosen"]] < RETRY_SCORE:
+            if hypotheses and aligned["scores"][aligned["chosen"]] < RETRY_SCORE:
                 h_ab = _try_hypotheses(model, gray_a, gray_b, rho, settings, batch_size, h_ab, info)
         else:
             info["scores"] = {info["chosen"]: alignment_score(gray_a, gray_b, h_ab)}
