@@ -132,6 +132,7 @@ def card(args):
         ax.set_title(f"{file} ({name})")
         ax.legend()
         print(file, facts)
+    figure.tight_layout()
     save_figure(figure, out / "learning_curve.png")
 
 

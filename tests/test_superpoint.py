@@ -2,6 +2,7 @@
 homographic adaptation, checkpoints in safe mode, keypoint evaluation."""
 
 import math
+from pathlib import Path
 
 import cv2
 import keras
@@ -22,6 +23,7 @@ from hnet_keras.features.superpoint import (
     heatmap,
     load_superpoint,
     nms,
+    probability_maps,
     read_labels,
     save_superpoint,
     train_superpoint,
@@ -190,3 +192,20 @@ def test_detection_scores_and_repeatability_on_known_answers():
     assert mean == 1.0 and per_pair.shape == (1,)
     shifted = np.array([[1.0, 0, 6.0], [0, 1, 0], [0, 0, 1]])  # told the wrong homography: nothing repeats
     assert ke.repeatability(ke.harris, [(image, warp_image(image, h), shifted @ h)], top_k=4)[0] == 0.0
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "superpoint"
+
+
+def test_shipped_checkpoints_load_offline_and_round_trip_in_safe_mode(tmp_path):
+    image = cv2.resize(cv2.imread(str(SHIPPED / "learning_curve.png"), cv2.IMREAD_GRAYSCALE), (160, 120))
+    total = 0
+    for name, outputs in (("magicpoint", 1), ("superpoint", 2)):
+        path = SHIPPED / f"{name}.weights.h5"
+        total += path.stat().st_size
+        net = load_superpoint(path)
+        assert len(net.outputs) == outputs
+        save_superpoint(net, tmp_path / f"{name}.keras")
+        again = load_superpoint(tmp_path / f"{name}.keras")  # keras.saving.load_model(safe_mode=True)
+        assert np.array_equal(probability_maps(net, image), probability_maps(again, image))
+    assert total <= 16 * 2**20
