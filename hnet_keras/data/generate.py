@@ -13,7 +13,10 @@ the previous one first, so old and new archives never mix.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -95,24 +98,26 @@ def _synthesize(task):
     return index, images, offsets, None
 
 
-def _init_worker():
+def _init_worker(booted=None):
     # Only the main process handles Ctrl-C: a worker interrupted mid-queue-I/O would
-    # leave the pool's locks held and make ``Pool.terminate`` wait forever. The worker
+    # leave the queues' locks held and make the shut-down wait forever. The worker
     # was started with SIGINT blocked (see _start_pool): once SIGINT is ignored, a Ctrl-C
     # pending since then is discarded and unblocking is safe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     cv2.setNumThreads(1)
+    if booted is not None:  # last: from here on the worker may hold the executor's queues
+        with booted.get_lock():
+            booted[list(booted).index(0)] = os.getpid()
 
 
 class _DeferredInterrupt:
     """A SIGINT handler that only records Ctrl-C; :meth:`check` raises it at a safe point.
 
     A KeyboardInterrupt raised at an arbitrary point can land inside a library's lock
-    (tqdm's two-lock write lock, a pool's result condition) and leave it held, and the
-    clean-up then waits on it forever: that was the 1-in-100 hang. Raised only between
-    images and while polling the pool, it never does.
+    (tqdm's two-lock write lock, a pool's result condition) and leave it held. Raised only
+    between images and while polling the workers, it never does.
     """
 
     def __init__(self):
@@ -144,35 +149,26 @@ def _interrupts_deferred():
     deferred.check()  # a Ctrl-C during the clean-up still ends the command as interrupted
 
 
-def _synthesize_chunk(tasks):
-    """Worker: :func:`_synthesize` over a few images (one round trip to the pool)."""
-    return [_synthesize(task) for task in tasks]
+def _polled(executor, tasks, deferred, window, interval=0.1):
+    """The results of ``tasks`` run on ``executor``, in order, with at most ``window`` images in
+    flight, checking for Ctrl-C every ``interval`` seconds while waiting."""
+    tasks = iter(tasks)
+    pending = collections.deque()
 
+    def refill():
+        for task in itertools.islice(tasks, window - len(pending)):
+            pending.append(executor.submit(_synthesize, task))
 
-def _chunks(items, size):
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _polled(pool, tasks, deferred, chunksize=4, interval=0.1):
-    """The results of ``tasks`` on ``pool``, in order, checking for Ctrl-C every ``interval``
-    seconds while waiting (``imap`` with a chunk size gives no waiting with a timeout, so
-    the chunks are made here)."""
-    results = pool.imap(_synthesize_chunk, _chunks(tasks, chunksize))
-    while True:
+    refill()
+    while pending:
         deferred.check()
         try:
-            yield from results.next(timeout=interval)
-        except multiprocessing.TimeoutError:
+            result = pending[0].result(timeout=interval)
+        except concurrent.futures.TimeoutError:
             continue
-        except StopIteration:
-            return
+        pending.popleft()
+        refill()
+        yield result
 
 
 @contextlib.contextmanager
@@ -189,29 +185,61 @@ def _sigint_ignored():
 
 
 def _start_pool(workers, pools):
-    """Start the worker pool into ``pools``; a Ctrl-C meanwhile is raised once it is recorded.
+    """Start ``workers`` worker processes into ``pools``; a Ctrl-C meanwhile is raised once it is recorded.
+
+    A ``ProcessPoolExecutor``, not a ``multiprocessing.Pool``: on Ctrl-C the workers finish
+    the image at hand and exit (``shutdown``), while ``Pool.terminate`` kills them, and one
+    killed in the middle of sending its pairs back leaves the result pipe and its lock
+    broken, so ``terminate`` then waited forever (the 1-in-100 hang, seen in
+    ``benchmarks/bench_interrupts.py``: joining the pool's result or task thread).
 
     Meanwhile SIGINT is blocked, and only recorded if it comes through another thread:
-    the workers and the pool's threads (which start replacement workers) inherit the
-    blocked signal, so a Ctrl-C never interrupts a worker while it starts up (no
-    traceback, no worker half-started), and the pool is never left half-built.
+    the workers and the executor's thread inherit the blocked signal, so a Ctrl-C never
+    interrupts a worker while it starts up (no traceback, no worker half-started).
     """
     spawn = multiprocessing.get_context("spawn")
+
+    def start():
+        booted = spawn.Array("i", workers)  # pids of the workers past their start-up
+        executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn, initializer=_init_worker,
+                                                          initargs=(booted,))
+        executor.booted = booted
+        pools.append(executor)
+        for _ in range(workers):  # with spawn, each submit starts one more worker until all are busy
+            executor.submit(int)
+        return executor
+
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        pools.append(spawn.Pool(workers, initializer=_init_worker))
-        return pools[-1]
+        return start()
     resource_tracker.ensure_running()  # first: starting it unblocks SIGINT again
     received = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        pools.append(spawn.Pool(workers, initializer=_init_worker))
+        start()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
     if received:
         raise KeyboardInterrupt
     return pools[-1]
+
+
+def _shut_down(executor):
+    """Stop the workers: those still starting up are killed (they hold nothing yet, and
+    starting up takes seconds on a busy machine), the others end the image at hand and exit.
+
+    Killing a worker that may be sending its pairs back would leave the result pipe half
+    written, and the executor would wait on it forever; so only workers that have not
+    finished :func:`_init_worker` are killed, while holding the lock they need to finish it.
+    """
+    with executor.booted.get_lock():
+        running = set(executor.booted[:])
+        # The executor has no public list of its processes.
+        for process in list(getattr(executor, "_processes", {}).values()):
+            if process.pid not in running and process.exitcode is None:
+                process.kill()
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _format_bytes(count):
@@ -385,7 +413,7 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
                 path.unlink()
         deferred.check()
         if workers > 1:
-            results = _polled(_start_pool(workers, pools), tasks, deferred)
+            results = _polled(_start_pool(workers, pools), tasks, deferred, window=2 * workers + 2)
         else:
             results = map(_synthesize, tasks)
         # After the pool: tqdm's monitor thread would take a Ctrl-C meant for the pool's start.
@@ -422,8 +450,7 @@ def _generate_into(out, images, paths, pairs_per_image, archive_size, config, se
             if bar is not None:
                 bar.close()
             for pool in pools:
-                pool.terminate()
-                pool.join()
+                _shut_down(pool)
             if in_flight and in_flight[0] not in written and Path(in_flight[0][0]).is_file():
                 written.append(in_flight[0])  # interrupted between the rename and the bookkeeping
             for temporary in out.glob(f".*.{os.getpid()}.partial"):
