@@ -100,6 +100,22 @@ def test_a_large_rotation_and_zoom_is_found_by_the_hypotheses():
     assert info["trusted"] and corner_distance(h_ab, h_true, (320, 240)) < 1.0
 
 
+@pytest.mark.slow
+def test_the_shipped_network_with_hypotheses_aligns_a_large_rotation_and_zoom():
+    from hnet_keras.estimators.predict import _similarity
+    from hnet_keras.nets.checkpoint import load_pretrained
+
+    model, rho = load_pretrained()
+    image_a = _photo(1, (640, 480))
+    h_true = _similarity(640, 480, -55, 0.75)
+    image_b = cv2.warpPerspective(image_a, h_true, (640, 480))
+    with pytest.warns(MismatchWarning):
+        _, alone = estimate_homography(model, image_a, image_b, rho=rho, details=True)
+    h_ab, info = estimate_homography(model, image_a, image_b, rho=rho, details=True, hypotheses=True)
+    assert not alone["trusted"] and info["trusted"] and info["chosen"] == "hypothesis"
+    assert corner_distance(h_ab, h_true, (640, 480)) < 1.0
+
+
 @pytest.mark.parametrize("size", [(5000, 50), (50, 5000)])
 def test_images_too_elongated_to_estimate_are_flagged(size):
     strip = _photo(3, size)
