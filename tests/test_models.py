@@ -276,5 +276,5 @@ def test_outputs_become_pixels_only_with_a_given_rho():
     np.testing.assert_allclose(outputs_to_offsets(probabilities, 32), 3.2)
     model = constant_model(32, np.zeros(8))
     for bad in (None, 0, -8):
-        with pytest.raises(ValueError, match="rho must be a positive number"):
+        with pytest.raises(ValueError, match="rho must be a finite number"):
             predict_offsets(model, np.zeros((1, 32, 32, 2), np.uint8), rho=bad)

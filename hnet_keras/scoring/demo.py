@@ -47,7 +47,7 @@ def run_demo(out="demo_output", pairs=200, seed=0, checkpoint=None, progress=Tru
     test_set = load_test_set(protocol="train", seed=seed, count=pairs)
     keras.utils.set_random_seed(seed)
     networks = list(NETWORK_METHODS if refine else NETWORK_METHODS[:1])
-    result = evaluate(test_set, list(DEFAULT_BASELINES) + networks, model=model, network_rho=rho, progress=progress)
+    result = evaluate(test_set, methods=list(DEFAULT_BASELINES) + networks, model=model, network_rho=rho, progress=progress)
     print(f"{len(test_set.pairs)} pairs from {test_set.source}, seed {seed}")
     print(result.table())
     out.mkdir(parents=True, exist_ok=True)
