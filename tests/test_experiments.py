@@ -73,6 +73,7 @@ def test_paper_settings_are_the_papers_recipe():
     assert [run.preset.rho for run in experiment_runs("rho", "live")] == [5, 8, 10]
 
 
+@pytest.mark.slow
 def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path, monkeypatch):
     reads = []
     def counted(*args, **kwargs):
@@ -114,6 +115,7 @@ def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path, monkeypatch)
     assert list(dashed[0].get_ydata()) == [run["identity"]] * 2  # the identity's error, across the axes
 
 
+@pytest.mark.slow
 def test_experiment_command_writes_json_and_figure(tmp_path, capsys):
     output = tmp_path / "out" / "regression"
     (tmp_path / "out").mkdir()

@@ -145,6 +145,7 @@ def _translation_pairs(count, rng, size=32, shift=8):
     return pairs, offsets
 
 
+@pytest.mark.slow
 def test_the_model_learns_translations_in_two_hundred_steps():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -180,6 +181,7 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_the_model_trains_saves_and_reloads_under_jax(tmp_path):
     pytest.importorskip("jax", reason="jax is not installed (pip install 'jax[cpu]')")
     import json

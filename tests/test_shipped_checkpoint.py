@@ -10,6 +10,8 @@ offline and holds the pipeline to it. The earlier compact regression checkpoint
 
 import json
 
+import pytest
+
 from hnet_keras.nets.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint, load_pretrained
 from hnet_keras.scoring.evaluation import evaluate, load_test_set
 
@@ -27,6 +29,7 @@ def test_shipped_weights_are_small_and_described():
     assert description["training"]["steps"] == 10_000
 
 
+@pytest.mark.slow
 def test_shipped_pipeline_keeps_its_cards_claims():
     model, rho = load_pretrained()
     assert model.input_shape == (None, 64, 64, 2) and rho == 16
