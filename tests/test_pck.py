@@ -134,8 +134,8 @@ def test_dense_maps_sample_bilinearly_at_any_scale():
 
 
 def test_sequence_kinds_and_best_similarity_over_scales():
-    assert [pck.sequence_kind(n) for n in ("v_boat/1-2", "i_ajuntament/1-3", "graf/1-2")] == [
-        "viewpoint", "illumination", "other"]
+    assert [pck.sequence_kind(n) for n in ("v_boat/1-2", "i_ajuntament/1-3", "z_cat/1-4", "graf/1-2")] == [
+        "viewpoint", "illumination", "zoom", "other"]
     a = np.array([[[1, 0]], [[0, 1]]], np.float32)  # one point at two scales
     b = np.array([[[0.6, 0.8], [1, 0]], [[0, 1], [0.8, 0.6]]], np.float32)  # two points at two scales
     similarity, scales = pck.best_similarity(a, b)

@@ -92,7 +92,7 @@ PROTOCOLS = ("seed", "dense", "homography")
 class DescriptorPair:
     """Two grayscale uint8 images and the true ``homography`` (3, 3) mapping A's points to B's.
 
-    ``kind`` is ``"viewpoint"``, ``"illumination"`` or ``"other"`` (see :func:`sequence_kind`).
+    ``kind`` is ``"viewpoint"``, ``"illumination"``, ``"zoom"`` or ``"other"`` (see :func:`sequence_kind`).
     """
 
     name: str
@@ -103,9 +103,10 @@ class DescriptorPair:
 
 
 def sequence_kind(name):
-    """``"viewpoint"`` for a name starting ``v_`` (HPatches), ``"illumination"`` for ``i_``, else ``"other"``."""
+    """``"viewpoint"`` for a name starting ``v_`` (HPatches), ``"illumination"`` for ``i_``, ``"zoom"`` for
+    ``z_`` (the zoom sequences of ``experiments/13_descriptors.py``), else ``"other"``."""
     base = str(name).replace("\\", "/").split("/")[0]
-    return {"v_": "viewpoint", "i_": "illumination"}.get(base[:2], "other")
+    return {"v_": "viewpoint", "i_": "illumination", "z_": "zoom"}.get(base[:2], "other")
 
 
 @dataclass
