@@ -206,3 +206,16 @@ def test_written_demo_sequence_loads_with_its_homographies(tmp_path, reference):
         forward = cv2.warpPerspective(image_a, pair.homography, size).astype(int)
         backward = cv2.warpPerspective(image_a, np.linalg.inv(pair.homography), size).astype(int)
         assert np.abs(forward - image_b).mean() < 0.5 < np.abs(backward - image_b).mean()
+
+
+@pytest.mark.slow
+def test_cli_evaluate_pairs_runs_the_learned_features_offline_beside_the_baselines(sequences, tmp_path):
+    out = tmp_path / "scores.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate-pairs", str(sequences / "v_motorcycle"), "--methods", "orb_ransac", "sift_ransac",
+              "superpoint", "dense_descriptors", "--json", str(out), "--no-progress"])
+    assert exit_info.value.code == 0
+    methods = json.loads(out.read_text())["methods"]
+    assert set(methods) == {"orb_ransac", "sift_ransac", "superpoint", "dense_descriptors"}
+    for name in ("superpoint", "dense_descriptors"):  # shipped checkpoints, each scored on the same pairs
+        assert 0.0 <= methods[name]["score_3px"] <= 1.0 and methods[name]["failures"] < 4, (name, methods[name])

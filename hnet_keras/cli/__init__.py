@@ -33,6 +33,11 @@ COMMANDS = {
     "evaluate-pairs": "hnet_keras.cli.scoring",
     "demo": "hnet_keras.cli.demo",
     "estimate": "hnet_keras.cli.demo",
+    "train-superpoint": "hnet_keras.cli.superpoint",
+    "homographic-adaptation": "hnet_keras.cli.superpoint",
+    "evaluate-keypoints": "hnet_keras.cli.superpoint",
+    "train-descriptors": "hnet_keras.cli.descriptors",
+    "evaluate-descriptors": "hnet_keras.cli.descriptors",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
@@ -61,7 +66,8 @@ class _Parser(argparse.ArgumentParser):
 TRACEBACK_ENV = "HNET_KERAS_TRACEBACK"
 VERBOSE_ENV = "HNET_KERAS_VERBOSE"
 INTERRUPTED_EXIT = 130
-KERAS_COMMANDS = {"train", "experiment", "export-checkpoint", "demo", "estimate"}
+KERAS_COMMANDS = {"train", "experiment", "export-checkpoint", "demo", "estimate", "train-superpoint",
+                  "homographic-adaptation", "evaluate-keypoints", "train-descriptors", "evaluate-descriptors"}
 """Commands that always load Keras (``evaluate`` and ``evaluate-pairs`` do when a network runs)."""
 
 

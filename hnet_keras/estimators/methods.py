@@ -1,7 +1,8 @@
 """The methods registry: every estimator the evaluations run, by name.
 
 :data:`BASELINES` holds the classical methods of :mod:`hnet_keras.estimators.baselines`; ``network``
-is a Keras HomographyNet wrapped by :class:`NetworkMethod` in the same interface.
+is a Keras HomographyNet wrapped by :class:`NetworkMethod` in the same interface;
+:data:`LEARNED_FEATURES` are SuperPoint and the dense descriptors, matched by RANSAC.
 :func:`get_method` gives a fresh method by name and :func:`resolve_methods` the list an
 evaluation runs. Nothing here imports Keras: a network method runs the model it is given.
 """
@@ -26,14 +27,17 @@ from .baselines import (
     sift_detector,
 )
 from .contract import Estimate, Estimates, EstimationFailed, Method, check_pair
+from .descriptor_method import DenseDescriptorMethod
 from .predict import estimate_homography, predict_offsets
 from .refine import ECCSettings, refine_homography
+from .superpoint_method import SuperPointMethod
 
 __all__ = [
     "BASELINES",
     "DEFAULT_BASELINES",
     "METHOD_CHOICES",
     "NETWORK_METHODS",
+    "LEARNED_FEATURES",
     "NetworkMethod",
     "RefinedNetworkMethod",
     "network_method",
@@ -61,7 +65,11 @@ DEFAULT_BASELINES = tuple(name for name in BASELINES if name != "akaze_ransac" o
 NETWORK_METHODS = ("network", "network+ecc")
 """The methods that need a model: the network alone, and refined by ECC (the default pipeline)."""
 
-METHOD_CHOICES = tuple(BASELINES) + NETWORK_METHODS
+LEARNED_FEATURES = {"superpoint": SuperPointMethod, "dense_descriptors": DenseDescriptorMethod}
+"""Learned keypoints and descriptors matched by RANSAC (:mod:`hnet_keras.features`), each with its
+shipped checkpoint; not in the defaults, since they load Keras: ask for them by name."""
+
+METHOD_CHOICES = tuple(BASELINES) + NETWORK_METHODS + tuple(LEARNED_FEATURES)
 
 
 class NetworkMethod(Method):
@@ -197,6 +205,8 @@ def get_method(name, model=None, rho=None, batch_size=64):
         if model is None:
             raise ValueError(f"the {name!r} method needs a model: pass a Keras model or --checkpoint PATH")
         return network_method(model, rho=rho, batch_size=batch_size, name=name)
+    if name in LEARNED_FEATURES:
+        return LEARNED_FEATURES[name]()
     if name not in BASELINES:
         raise ValueError(f"unknown method {name!r}; choose from {sorted(METHOD_CHOICES)}")
     if name == "akaze_ransac":

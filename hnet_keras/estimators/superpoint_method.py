@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..features.matching import RANSAC_THRESHOLD, mutual_nearest_neighbours, ransac_homography
-from .baselines import MIN_INLIERS, MIN_KEYPOINTS, MIN_MATCHES, EstimationFailed, Method
+from .baselines import MIN_INLIERS, MIN_KEYPOINTS, MIN_MATCHES
+from .contract import EstimationFailed, Method
 
 __all__ = ["SuperPointMethod", "MAX_KEYPOINTS", "DETECTION_THRESHOLD"]
 
