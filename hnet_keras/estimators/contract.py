@@ -22,9 +22,11 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from ..features.matching import RANSAC_THRESHOLD, ransac_homography
 from ..geometry import homography_to_offsets
 
-__all__ = ["Estimate", "Estimates", "EstimationFailed", "Method", "check_homography", "check_pair"]
+__all__ = ["Estimate", "Estimates", "EstimationFailed", "Method", "check_homography", "check_pair",
+           "matched_homography"]
 
 MIN_ABS_DET = 1e-6
 """|det(H)| below this (H scaled so H[2, 2] = 1) is singular."""
@@ -194,3 +196,23 @@ class Method:
             if progress is not None:
                 progress(1)
         return Estimates(offsets, failed, ms, reasons)
+
+
+def matched_homography(points_a, points_b, matches, min_matches, min_inliers, threshold=RANSAC_THRESHOLD):
+    """``H_ab`` by RANSAC from matched keypoints, or :class:`EstimationFailed` with the reason.
+
+    Args:
+        points_a, points_b: (Na, 2) and (Nb, 2) keypoints (x, y) of images A and B.
+        matches: (M, 2) int indices ``(i_a, i_b)`` of matched keypoints.
+        min_matches, min_inliers: fewer matches, or RANSAC inliers, than these is a failure.
+        threshold: the largest reprojection error (px) of an inlier.
+    """
+    matches = np.asarray(matches)
+    if len(matches) < min_matches:
+        raise EstimationFailed("too few matches")
+    h, inliers = ransac_homography(points_a[matches[:, 0]], points_b[matches[:, 1]], threshold)
+    if h is None:
+        raise EstimationFailed("no homography")
+    if int(inliers.sum()) < min_inliers:
+        raise EstimationFailed("too few inliers")
+    return h

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.matching import RANSAC_THRESHOLD, ransac_homography
-from .contract import EstimationFailed, Method
+from .contract import EstimationFailed, Method, matched_homography
 
 __all__ = ["DenseDescriptorMethod", "MAX_KEYPOINTS", "MIN_POINTS"]
 
@@ -80,11 +79,4 @@ class DenseDescriptorMethod(Method):
         points_a, descriptors_a = self.features(image_a)
         points_b, descriptors_b = self.features(image_b)
         matches = mutual_matches(best_similarity(descriptors_a, descriptors_b)[0])
-        if len(matches) < MIN_POINTS:
-            raise EstimationFailed("too few matches")
-        h, inliers = ransac_homography(points_a[matches[:, 0]], points_b[matches[:, 1]], RANSAC_THRESHOLD)
-        if h is None:
-            raise EstimationFailed("no homography")
-        if int(inliers.sum()) < MIN_POINTS:
-            raise EstimationFailed("too few inliers")
-        return h
+        return matched_homography(points_a, points_b, matches, MIN_POINTS, MIN_POINTS)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.matching import RANSAC_THRESHOLD, mutual_nearest_neighbours, ransac_homography
+from ..features.matching import mutual_nearest_neighbours
 from .baselines import MIN_INLIERS, MIN_KEYPOINTS, MIN_MATCHES
-from .contract import EstimationFailed, Method
+from .contract import EstimationFailed, Method, matched_homography
 
 __all__ = ["SuperPointMethod", "MAX_KEYPOINTS", "DETECTION_THRESHOLD"]
 
@@ -75,11 +75,4 @@ class SuperPointMethod(Method):
         if min(len(points_a), len(points_b)) < MIN_KEYPOINTS:
             raise EstimationFailed("too few keypoints")
         matches, _ = mutual_nearest_neighbours(descriptors_a, descriptors_b)
-        if len(matches) < MIN_MATCHES:
-            raise EstimationFailed("too few matches")
-        h, inliers = ransac_homography(points_a[matches[:, 0]], points_b[matches[:, 1]], RANSAC_THRESHOLD)
-        if h is None:
-            raise EstimationFailed("no homography")
-        if int(inliers.sum()) < MIN_INLIERS:
-            raise EstimationFailed("too few inliers")
-        return h
+        return matched_homography(points_a, points_b, matches, MIN_MATCHES, MIN_INLIERS)
