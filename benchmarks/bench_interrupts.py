@@ -52,6 +52,12 @@ def environment():
     return env
 
 
+def _default_sigint():
+    """In the child: SIGINT back to its default, as in a terminal (a test or benchmark run in the
+    background, ``nohup ... &``, ignores it, and a child would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_trial(images, out, workers, delay, to_group=True, limit=LIMIT_S):
     """One run of ``make-dataset`` into ``out``, SIGINT after ``delay`` s; returns what happened.
 
@@ -67,7 +73,7 @@ def interrupt_trial(images, out, workers, delay, to_group=True, limit=LIMIT_S):
     # stderr to a file: a pipe nobody reads while we wait could fill and stall the run.
     log = tempfile.TemporaryFile("w+", encoding="utf-8")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True,
-                               start_new_session=True, env=environment(), cwd=ROOT)
+                               start_new_session=True, env=environment(), cwd=ROOT, preexec_fn=_default_sigint)
     exit_s = None
     try:
         process.wait(timeout=delay)
@@ -135,6 +141,7 @@ def summary(results, max_delay):
     return {
         "trials": len(results),
         "interrupted": len(interrupted),
+        "exited_130": sum(r["returncode"] == 130 for r in results),
         "failures": sum(not r["ok"] for r in results),
         "max_exit_s": max(interrupted) if interrupted else None,
         "max_delay_s": round(max_delay, 2),
