@@ -42,6 +42,9 @@ def _register_train(subparsers):
                         help="start over even if the run has a checkpoint (a run resumes only with its own options)")
     parser.add_argument("--mixed-precision", action="store_true", help="train with the mixed_float16 policy")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--devices", type=positive_int, default=None,
+                        help="devices of this machine that train data-parallel, each on a slice of every batch "
+                        "(default: all visible GPUs; 1: one device; with TF_CONFIG: every worker's GPUs)")
     # Options whose default lives elsewhere (the preset, the embedded photos) are
     # left out of the namespace when not given, so the help shows no "None".
     unset = argparse.SUPPRESS
@@ -77,12 +80,13 @@ def _run_train(args):
         resume=not args.no_resume,
         mixed_precision=args.mixed_precision,
         verbose=0 if args.quiet else "auto",
+        devices=args.devices,
         **overrides,
     )
     last = result.history[-1] if result.history else {}
     print(json.dumps({"run": str(result.directory), "epochs": len(result.history),
                       "iterations": last.get("iterations"), "val_mace": last.get("val_mace"),
-                      "best_val_mace": result.best_val_mace}))
+                      "best_val_mace": result.best_val_mace, "distribution": result.distribution}))
     return 0
 
 

@@ -22,7 +22,9 @@ resumes only with the recipe, seed and data it was started with (``iterations`` 
 may grow); every number read back is checked first (:func:`check_state`, :func:`check_history`).
 
 Only ``keras`` and ``keras.ops`` are used, so training runs under the TensorFlow and
-JAX backends alike; TensorFlow is imported only to mirror over several GPUs.
+JAX backends alike. ``devices`` trains data-parallel on the engines' own strategies
+(:mod:`hnet_keras.training.distribute`): several GPUs, or several machines named by
+``TF_CONFIG``; the batch size is then the global batch.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from ..nets.checkpoint import check_history, check_keras_file, check_state, save
 from ..nets.losses import MACE, euclidean_l2, sequence_l1
 from ..nets.models import build_model
 from ..nets.targets import offsets_to_bins
+from .distribute import plan_distribution
 from .history import history_csv
 from .presets import Preset, get_preset
 
@@ -244,6 +247,7 @@ class TrainResult:
         preset: the recipe.
         resumed_from: epochs already done when this call started (0 for a new run).
         best_val_mace: the lowest validation MACE of the run (``None`` without validation).
+        distribution: the devices it trained on, in words.
     """
 
     model: keras.Model
@@ -252,16 +256,7 @@ class TrainResult:
     preset: Preset
     resumed_from: int = 0
     best_val_mace: float | None = None
-
-
-def _distribution_scope():
-    """``MirroredStrategy`` over the GPUs when there are several (TensorFlow backend only)."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if len(tf.config.list_logical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy().scope()
-    return contextlib.nullcontext()
+    distribution: str | None = None
 
 
 @contextlib.contextmanager
@@ -362,6 +357,7 @@ def train(
     callbacks=(),
     verbose="auto",
     progress=False,
+    devices=None,
     **overrides,
 ):
     """Train a HomographyNet, checkpointing every epoch; resume a killed run.
@@ -387,6 +383,9 @@ def train(
         verbose: passed to ``model.fit``.
         progress: show a tqdm bar of the steps and the running loss and MACE (use it
             with ``verbose=0``; notebooks do).
+        devices: how many of this machine's devices train, data-parallel, each on a slice of
+            every batch (see :func:`~hnet_keras.training.distribute.plan_distribution`);
+            ``None``: all visible GPUs, and under ``TF_CONFIG`` every worker's.
         **overrides: :class:`Preset` fields to replace (``iterations=...``, ``width=...``).
 
     Returns:
@@ -397,13 +396,22 @@ def train(
         ValueError: a bad argument, or a run folder that cannot resume (one line naming the file).
     """
     preset = get_preset(preset, **overrides)
+    # First, before TensorFlow runs anything: a multi-worker strategy is made only then.
+    distribution = plan_distribution(devices)
+    distribution.check_batch_size(preset.batch_size)
     folder = Path(checkpoint_dir) / check_name(run or preset.name, "run")
+    if not distribution.is_chief:  # TF_CONFIG's other workers keep their own copy of the run
+        folder = folder / f"worker-{distribution.worker}"
     folder.mkdir(parents=True, exist_ok=True)
     # One run per folder: a second is refused (naming the first's pid) before it writes anything.
     with folder_lock(folder, "train", "wait for it to finish, or train into another run folder (--run)"):
         remove_stale_temporaries(folder)  # left by a killed run; ours alone while we hold the lock
-        return _train_locked(preset, folder, data, validation_data, images, seed, resume, mixed_precision,
-                             callbacks, verbose, progress)
+        # The model is built and fitted in the scope (JAX's data layout is set while it is open).
+        with distribution.scope():
+            result = _train_locked(preset, folder, data, validation_data, images, seed, resume, mixed_precision,
+                                   callbacks, verbose, progress)
+    result.distribution = distribution.describe()
+    return result
 
 
 def _train_locked(preset, folder, data, validation_data, images, seed, resume, mixed_precision, callbacks, verbose,
@@ -434,7 +442,7 @@ def _train_locked(preset, folder, data, validation_data, images, seed, resume, m
     steps_per_epoch = len(train_data)
     epochs = math.ceil(preset.iterations / steps_per_epoch)
 
-    with _dtype_policy(mixed_precision), _distribution_scope():
+    with _dtype_policy(mixed_precision):
         if resume_point is None:
             model = compile_model(build_model(preset.kind, **preset.model_options()), preset)
         else:
