@@ -98,3 +98,17 @@ def image_file_to_write(text):
             f"{text}: OpenCV cannot write images with the extension {Path(text).suffix or '(none)'!r}; use .png or .jpg"
         )
     return text
+
+
+def add_run_arguments(parser, presets, default, checkpoints, export_help):
+    """The options every resumable training command shares: ``--preset`` (from ``presets``),
+    ``--checkpoints`` (folder of the run folders), ``--run``, ``--iterations``, ``--seed``,
+    ``--no-resume``, ``--export`` and ``--quiet``."""
+    parser.add_argument("--preset", default=default, choices=presets, help="the recipe")
+    parser.add_argument("--checkpoints", default=checkpoints, help="folder of the run folders")
+    parser.add_argument("--run", default=None, help="run name (default: the preset's)")
+    parser.add_argument("--iterations", type=positive_int, default=None, help="optimizer steps (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--no-resume", action="store_true", help="start over")
+    parser.add_argument("--export", type=output_file, default=None, help=export_help)
+    parser.add_argument("--quiet", action="store_true", help="no progress output")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..fileio import atomic_write_json
-from .arguments import non_negative_int, output_file, positive_float, positive_int
+from .arguments import add_run_arguments, non_negative_int, output_file, positive_float, positive_int
 
 DESCRIPTOR_METHODS = ("daisy", "sift", "learned", "learned_space")
 DESCRIPTOR_PROTOCOLS = ("seed", "dense", "homography")
@@ -49,17 +49,10 @@ def register_commands(subparsers):
         "train-descriptors", help="train the dense descriptor network (resumes the run)",
         description="Photos warped by random homographies with real-pair photometrics, InfoNCE over sampled "
         "correspondences; a folder of photos is split by file name and its test part never read.")
-    train.add_argument("--preset", default="descriptors_cpu", choices=DESCRIPTOR_PRESET_NAMES, help="the recipe")
+    add_run_arguments(train, DESCRIPTOR_PRESET_NAMES, "descriptors_cpu", "runs/descriptors",
+                      "also write the best network as a .keras file (+ .json) to ship")
     train.add_argument("--images", default=None,
                        help="folder of photos (default: the embedded scikit-image photos)")
-    train.add_argument("--checkpoints", default="runs/descriptors", help="folder of the run folders")
-    train.add_argument("--run", default=None, help="run name (default: the preset's)")
-    train.add_argument("--iterations", type=positive_int, default=None, help="optimizer steps (default: the preset's)")
-    train.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    train.add_argument("--no-resume", action="store_true", help="start over")
-    train.add_argument("--export", type=output_file, default=None,
-                       help="also write the best network as a .keras file (+ .json) to ship")
-    train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(func=_run_train)
 
 

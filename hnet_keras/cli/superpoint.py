@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from ..fileio import atomic_write_json
-from .arguments import non_negative_int, output_file, positive_int
+from .arguments import add_run_arguments, non_negative_int, output_file, positive_int
 
 SUPERPOINT_PRESET_NAMES = ("magicpoint", "magicpoint_cpu", "superpoint", "superpoint_cpu", "magicpoint_smoke",
                            "superpoint_smoke")
@@ -29,17 +29,10 @@ def register_commands(subparsers):
                                   "labelled photos (resumes the run)",
                                   description="MagicPoint presets train on synthetic shapes drawn on the fly; "
                                   "SuperPoint presets need --labels (from homographic-adaptation).")
-    train.add_argument("--preset", default="magicpoint_cpu", choices=SUPERPOINT_PRESET_NAMES, help="the recipe")
+    add_run_arguments(train, SUPERPOINT_PRESET_NAMES, "magicpoint_cpu", "runs/superpoint",
+                      "also write the best network as a compact .weights.h5 (+ .json)")
     train.add_argument("--labels", default=None, help="labelled photos (.npz of homographic-adaptation)")
     train.add_argument("--init", default=None, help="a MagicPoint/SuperPoint checkpoint whose matching layers start the run")
-    train.add_argument("--checkpoints", default="runs/superpoint", help="folder of the run folders")
-    train.add_argument("--run", default=None, help="run name (default: the preset's)")
-    train.add_argument("--iterations", type=positive_int, default=None, help="optimizer steps (default: the preset's)")
-    train.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    train.add_argument("--no-resume", action="store_true", help="start over")
-    train.add_argument("--export", type=output_file, default=None,
-                       help="also write the best network as a compact .weights.h5 (+ .json)")
-    train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(func=_run_train)
 
     adapt = subparsers.add_parser("homographic-adaptation", help="pseudo ground-truth keypoints for photos",

@@ -33,7 +33,8 @@ from .synthesis import (
     sample_pairs,
 )
 
-__all__ = ["archives_rho", "data_loader", "ArchiveDataset", "OnTheFlyDataset"]
+__all__ = [
+    "SeededBatches", "archives_rho", "data_loader", "ArchiveDataset", "OnTheFlyDataset"]
 
 
 def archives_rho(path, rho=None):
@@ -172,7 +173,37 @@ class ArchiveDataset(keras.utils.PyDataset):
         return normalize_images(images), normalize_offsets(offsets, self.rho)
 
 
-class OnTheFlyDataset(keras.utils.PyDataset):
+class SeededBatches(keras.utils.PyDataset):
+    """A ``PyDataset`` of ``batches`` batches per epoch, batch ``i`` of epoch ``e`` drawn from ``(seed, e, i)``;
+    ``fixed`` draws the same batches every epoch (validation). Subclasses define ``__getitem__``."""
+
+    def __init__(self, batches, seed=0, fixed=False, **kwargs):
+        super().__init__(**kwargs)
+        if int(batches) < 1:
+            raise ValueError(f"batches per epoch must be >= 1, got {batches}")
+        self.batches, self.seed, self.fixed = int(batches), int(seed), fixed
+        self._epoch = 0
+
+    def __len__(self):
+        return self.batches
+
+    def on_epoch_end(self):
+        if not self.fixed:
+            self._epoch += 1
+
+    def set_epoch(self, epoch):
+        """Draw the batches of epoch ``epoch`` from now on (a resumed run starts where it stopped)."""
+        if not self.fixed:
+            self._epoch = int(epoch)
+
+    def batch_rng(self, index):
+        """The generator of batch ``index`` of the current epoch."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for {len(self)} batches")
+        return np.random.default_rng([self.seed, self._epoch, int(index)])
+
+
+class OnTheFlyDataset(SeededBatches):
     """Pairs synthesized straight from images, with no archives on disk.
 
     Batch ``i`` of epoch ``e`` is drawn from ``(seed, e, i)``, so a run is
@@ -206,30 +237,14 @@ class OnTheFlyDataset(keras.utils.PyDataset):
         augmentation=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(batches_per_epoch, seed, fixed, **kwargs)
         self.augmentation = augmentation
         self.input_size = input_size if input_size and input_size != config.patch_size else None
         self.prepared = prepared if prepared is not None else load_prepared_images(images, config)[0]
-        self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
-        self.config, self.seed, self.fixed = config, seed, fixed
-        self._epoch = 0
-
-    def __len__(self):
-        return self.batches_per_epoch
-
-    def on_epoch_end(self):
-        if not self.fixed:
-            self._epoch += 1
-
-    def set_epoch(self, epoch):
-        """Draw the pairs of epoch ``epoch`` from now on (a resumed run starts where it stopped)."""
-        if not self.fixed:
-            self._epoch = int(epoch)
+        self.batch_size, self.config = batch_size, config
 
     def __getitem__(self, index):
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        rng = np.random.default_rng([int(self.seed), self._epoch, int(index)])
+        rng = self.batch_rng(index)
         sources = rng.integers(0, len(self.prepared), self.batch_size)
         images, offsets = sample_pairs(self.prepared, sources, rng, self.config)
         if self.augmentation is not None:

@@ -30,10 +30,10 @@ import math
 from dataclasses import dataclass
 
 import cv2
-import keras
 import numpy as np
 
 from ..data.augment import Augmentation, augment_patch
+from ..data.loaders import SeededBatches
 from .homographies import SHAPES_HOMOGRAPHY, HomographyConfig, sample_homography, valid_mask, warp_image, \
     warp_keypoints
 
@@ -45,7 +45,6 @@ __all__ = [
     "augment_shape",
     "points_to_cells",
     "cells_to_points",
-    "SeededBatches",
     "ShapesDataset",
 ]
 
@@ -441,31 +440,6 @@ def cell_validity(valid):
 def shape_targets(points, valid, size, rng=None):
     """(H/8, W/8, 2) float32 targets: cell class and cell validity."""
     return np.stack([points_to_cells(points, size, rng).astype(np.float32), cell_validity(valid)], axis=-1)
-
-
-class SeededBatches(keras.utils.PyDataset):
-    """A ``PyDataset`` of ``batches`` batches per epoch, batch ``i`` of epoch ``e`` drawn from ``(seed, e, i)``;
-    ``fixed`` draws the same batches every epoch (validation). Subclasses define ``__getitem__``."""
-
-    def __init__(self, batches, seed=0, fixed=False, **kwargs):
-        super().__init__(**kwargs)
-        if int(batches) < 1:
-            raise ValueError(f"batches per epoch must be >= 1, got {batches}")
-        self.batches, self.seed, self.fixed = int(batches), int(seed), fixed
-        self._epoch = 0
-
-    def __len__(self):
-        return self.batches
-
-    def on_epoch_end(self):
-        if not self.fixed:
-            self._epoch += 1
-
-    def batch_rng(self, index):
-        """The generator of batch ``index`` of the current epoch."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        return np.random.default_rng([self.seed, self._epoch, int(index)])
 
 
 class ShapesDataset(SeededBatches):

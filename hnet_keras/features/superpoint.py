@@ -49,7 +49,8 @@ from ..training.run import RunCheckpoint, _optimizer_position, _progress_bar, _r
 from .descriptors import BilinearSample, sample_bilinear
 from .homographies import PAIRS_HOMOGRAPHY, sample_homography, valid_mask, warp_image, \
     warp_keypoints
-from .shapes import CELL, SeededBatches, ShapesConfig, ShapesDataset, shape_targets
+from ..data.loaders import SeededBatches
+from .shapes import CELL, ShapesConfig, ShapesDataset, shape_targets
 
 __all__ = [
     "SuperPointPreset",
