@@ -1,6 +1,6 @@
 """Speed of the dense descriptors: describing a 640x480 image, and training steps.
 
-    python benchmarks/bench_descriptors.py [--repeats 3]
+    python benchmarks/bench_descriptors.py [--repeats 3] [--quick]
 
 Times (median of ``--repeats``) the dense map of one 640x480 photo by the shipped learned
 network, by DAISY (skimage, 4 px grid) and by SIFT (OpenCV, 8 px grid), the learned descriptor
@@ -49,7 +49,10 @@ def median_seconds(function, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one repeat, for a smoke run (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
     keras.utils.set_random_seed(0)
     photo = cv2.resize(read_grayscale(embedded_photo_paths("test")[0])[0], (640, 480), interpolation=cv2.INTER_AREA)
     learned = pck.LearnedDescriptors(load_descriptor_net())
