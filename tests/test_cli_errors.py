@@ -107,11 +107,13 @@ def test_evaluate_on_archives_without_pairs_writes_no_nan(tmp_path, empty_archiv
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_train_on_an_archive_without_pairs_names_it(tmp_path, empty_archive):
     assert_one_line_error(run_cli("train", "--preset", "smoke", "--data", empty_archive, "--checkpoints",
                                   tmp_path / "runs", "--quiet"), empty_archive)
 
 
+@pytest.mark.slow
 def test_train_on_a_folder_too_small_to_split_names_the_empty_split(tmp_path):
     folder = tmp_path / "two"
     folder.mkdir()
@@ -125,6 +127,7 @@ def test_train_on_a_folder_too_small_to_split_names_the_empty_split(tmp_path):
     assert "2 image" in line and f"train {len(parts['train'])}" in line
 
 
+@pytest.mark.slow
 def test_demo_with_a_mistyped_checkpoint_fails_instead_of_training(tmp_path):
     result = run_cli("demo", "--checkpoint", tmp_path / "typo.keras", "--out", tmp_path / "demo", "--pairs", "4")
     assert_one_line_error(result, "typo.keras")

@@ -108,6 +108,7 @@ def test_network_rho_must_be_finite():
     ("history.json", lambda h: [1, 2], "row 0"),
     ("history.json", lambda h: {"epoch": 1}, "not a training history"),
 ])
+@pytest.mark.slow
 def test_edited_run_files_are_refused_by_resume_and_export_in_one_line(smoke_run, tmp_path, file, content, key):
     folder = copy_run(smoke_run, tmp_path, "edited")
     (folder / file).write_text(json.dumps(content(json.loads((folder / file).read_text()))))

@@ -62,6 +62,7 @@ def test_demo_prints_the_table_and_saves_figures(smoke_run, tmp_path, capsys):
         assert cv2.imread(str(tmp_path / "out" / name)) is not None
 
 
+@pytest.mark.slow
 def test_demo_without_a_checkpoint_trains_smoke_and_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(CHECKPOINT_ENV, str(tmp_path / "absent.weights.h5"))
     with pytest.raises(SystemExit):

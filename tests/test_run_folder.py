@@ -81,6 +81,7 @@ def test_a_locked_run_folder_is_refused_in_one_line_naming_the_pid(tmp_path):
     assert not list(folder.iterdir())  # the lock file went with its holder; nothing was written
 
 
+@pytest.mark.slow
 def test_temporaries_hold_the_pid_and_stale_ones_are_removed(finished_run, tmp_path):
     with replacing(tmp_path / "last.keras", keep_suffix=True) as temporary:
         assert temporary.name == f".{os.getpid()}.tmp-last.keras"
@@ -93,6 +94,7 @@ def test_temporaries_hold_the_pid_and_stale_ones_are_removed(finished_run, tmp_p
     assert not [p for p in stale if p.exists()]
 
 
+@pytest.mark.slow
 def test_a_half_written_folder_restarts_or_is_refused_in_one_line(finished_run, tmp_path):
     # Killed before the first state.json: the run starts over, saying so.
     folder = copy_run(finished_run, tmp_path, "no_state")

@@ -49,6 +49,7 @@ def test_presets_are_data_and_overridable():
         get_preset("smoke", input_size=64)
 
 
+@pytest.mark.slow
 def test_training_beats_the_identity_on_held_out_photos(tmp_path):
     """A small network trained ~1 minute on pairs from the embedded training photos
     predicts the corners of pairs from the held-out photos clearly better than the
@@ -85,6 +86,7 @@ class KillDuringEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_where_it_stopped(tmp_path):
     full = train("smoke", checkpoint_dir=tmp_path, run="full", verbose=0)
     assert [row["iterations"] for row in full.history] == [10, 20, 30, 40]
@@ -118,6 +120,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     assert again.resumed_from == 4 and len(again.history) == 4
 
 
+@pytest.mark.slow
 def test_checkpoints_reproduce_predictions_exactly(tmp_path):
     result = train("smoke", checkpoint_dir=tmp_path, iterations=20, verbose=0)
     folder = result.directory
@@ -142,6 +145,7 @@ def test_checkpoints_reproduce_predictions_exactly(tmp_path):
     np.testing.assert_array_equal(best_weights.predict(x, verbose=0), best_model.predict(x, verbose=0))
 
 
+@pytest.mark.slow
 def test_training_from_archives_and_classification(tmp_path):
     config = get_preset("smoke").synthesis
     generate_dataset(tmp_path / "train", embedded_photo_paths("train"), pairs_per_image=4, config=config,
@@ -172,6 +176,7 @@ def test_classification_refuses_bins_no_target_reaches():
         get_preset("smoke", kind="classification", bins=66, **big)
 
 
+@pytest.mark.slow
 def test_mixed_precision_is_scoped_to_the_run(tmp_path):
     result = train("smoke", checkpoint_dir=tmp_path, iterations=10, mixed_precision=True,
                    validation_data=False, verbose=0)
@@ -181,6 +186,7 @@ def test_mixed_precision_is_scoped_to_the_run(tmp_path):
     assert np.isfinite(result.history[-1]["loss"])
 
 
+@pytest.mark.slow
 def test_progress_bar_counts_the_epochs_and_shows_the_running_metrics(tmp_path, capsys):
     # Outside a notebook tqdm.auto draws text bars on stderr (in a notebook, widgets).
     result = train("smoke", checkpoint_dir=tmp_path, iterations=10, steps_per_epoch=5, validation_data=False,
@@ -191,6 +197,7 @@ def test_progress_bar_counts_the_epochs_and_shows_the_running_metrics(tmp_path, 
     assert "mace=" in bars and "loss=" in bars
 
 
+@pytest.mark.slow
 def test_train_command(tmp_path, capsys):
     parser = build_parser()
     train_parser = parser._subparsers._group_actions[0].choices["train"]
@@ -205,6 +212,7 @@ def test_train_command(tmp_path, capsys):
     assert (tmp_path / "cli" / "last.keras").is_file()
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_options_and_an_empty_state(tmp_path, capsys):
     first = train("smoke", checkpoint_dir=tmp_path, run="r", iterations=10, verbose=0)
     with pytest.raises(ValueError, match=r"width 0.125 -> 0.25; learning_rate 0.002 -> 0.01"):
@@ -239,6 +247,7 @@ def test_the_input_size_error_names_options_train_has(tmp_path, capsys):
     assert exit_info.value.code == 2 and "--input-size" in error
 
 
+@pytest.mark.slow
 def test_the_iterative_preset_trains_resumes_and_carries_its_rho(tmp_path):
     from hnet_keras.nets.checkpoint import load_checkpoint
     from hnet_keras.data.loaders import OnTheFlyDataset
