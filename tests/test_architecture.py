@@ -121,20 +121,25 @@ def test_imports_inside_functions_only_make_keras_lazy():
     assert offending == []
 
 
+# Runs the command line in a fresh interpreter and prints which heavy modules it loaded, and its exit code.
+COMMAND_LINE = (
+    "import sys, runpy\n"
+    "sys.argv = ['hnet_keras'] + sys.argv[1:]\n"
+    "try:\n    runpy.run_module('hnet_keras', run_name='__main__')\n"
+    "except SystemExit as exit:\n"
+    "    print('LOADED', sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules), exit.code)\n"
+)
+
+
+def _command_line(argv, cwd, timeout):
+    return subprocess.run([sys.executable, "-c", COMMAND_LINE, *argv], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+
+
 def test_evaluate_on_classical_methods_never_imports_tensorflow(tmp_path):
-    script = (
-        "import sys, runpy\n"
-        "sys.argv = ['hnet_keras'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('hnet_keras', run_name='__main__')\n"
-        "except SystemExit as exit:\n"
-        "    print('LOADED', sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules), exit.code)\n"
-    )
     out = tmp_path / "r.json"
-    done = subprocess.run(
-        [sys.executable, "-c", script, "evaluate", "--methods", "identity", "sift_ransac", "--pairs", "4",
-         "--json", str(out), "--no-progress"],
-        capture_output=True, text=True, cwd=PACKAGE.parent, timeout=300,
-    )
+    done = _command_line(["evaluate", "--methods", "identity", "sift_ransac", "--pairs", "4", "--json", str(out),
+                          "--no-progress"], PACKAGE.parent, 300)
     assert "LOADED [] 0" in done.stdout, done.stdout + done.stderr
     assert set(json.loads(out.read_text())["methods"]) == {"identity", "sift_ransac"}
 
@@ -143,15 +148,7 @@ def test_evaluate_on_classical_methods_never_imports_tensorflow(tmp_path):
                                         (["evaluate", "--pairs", "-3", "--json", "x.json"], 2),
                                         (["make-dataset"], 2)])
 def test_help_and_argument_errors_never_load_keras(tmp_path, argv, code):
-    script = (
-        "import sys, runpy\n"
-        "sys.argv = ['hnet_keras'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('hnet_keras', run_name='__main__')\n"
-        "except SystemExit as exit:\n"
-        "    print('LOADED', sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules), exit.code)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    done = _command_line(argv, tmp_path, 120)
     assert f"LOADED [] {code}" in done.stdout, done.stdout + done.stderr
     if code:
         assert len(done.stderr.strip().splitlines()) == 1 and "error:" in done.stderr
