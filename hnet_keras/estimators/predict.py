@@ -135,11 +135,12 @@ class MismatchWarning(EstimateWarning):
     """Even the best alignment found leaves the images uncorrelated: they may not show the same scene."""
 
 
-WORK_PIXELS = 2_000_000
+WORK_PIXELS = 1_000_000
 """Largest working resolution (pixels) of :func:`estimate_homography`: larger images are scaled
 down to it (area averaging) and the homography scaled back. ECC and the alignment scores cost
 time and memory per pixel: an 8000x6000 pair took 35 s and 6.2 GB at full size, 3 s and 1.2 GB
-(the whole process, TensorFlow included) at 2 MP. The texture is measured there too."""
+(the whole process, TensorFlow included) at 2 MP, and up to 1.52 GB on a fresh CI run, so the
+bound is 1 MP. The texture is measured there too."""
 MAX_ASPECT = 4.0
 """Most elongated image shape (long side / short side) whose homography is estimated without a
 :class:`ShapeWarning`. The network sees the central square of the images, the rest of a long
