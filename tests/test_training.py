@@ -264,3 +264,20 @@ def test_the_iterative_preset_trains_resumes_and_carries_its_rho(tmp_path):
     assert all(np.isfinite(row["loss"]) for row in result.history)
     model, rho = load_checkpoint(result.directory / "last.keras")
     assert rho == 16 and model.output_shape == (None, 6, 8)
+
+
+@pytest.mark.slow
+def test_a_run_can_start_from_a_checkpoint_and_keeps_that_start_on_resume(tmp_path):
+    from hnet_keras.nets.checkpoint import load_checkpoint, shipped_checkpoint
+
+    start = shipped_checkpoint()  # the shipped iterative model
+    shipped, _ = load_checkpoint(start)
+    small = dict(iterations=2, steps_per_epoch=1, batch_size=2, validation_batches=1, learning_rate=0.0,
+                 warmup_steps=0)
+    result = train("large_motion", checkpoint_dir=tmp_path, run="tuned", start_from=start, verbose=0, **small)
+    # learning rate 0: the weights are still the shipped ones after two steps
+    assert all(np.array_equal(a, b) for a, b in zip(result.model.get_weights(), shipped.get_weights()))
+    with pytest.raises(ValueError, match="start_from"):  # resuming from another start is another run
+        train("large_motion", checkpoint_dir=tmp_path, run="tuned", verbose=0, **{**small, "iterations": 3})
+    with pytest.raises(ValueError, match=r"start_from .*not a regression model"):
+        train("smoke", checkpoint_dir=tmp_path, run="other", start_from=start, verbose=0, iterations=1)

@@ -56,6 +56,8 @@ def _register_train(subparsers):
                         help="folder of images for on-the-fly pairs, split by file name into train / "
                         "validation / test parts: trains on the first, validates on the second "
                         "(default: the embedded training photos)")
+    parser.add_argument("--start-from", default=unset,
+                        help="checkpoint of the same model whose weights a new run starts from (fine-tuning)")
     for flag, kind, text in _OVERRIDES:
         kind = {int: positive_int, float: positive_float}.get(kind, kind)  # every number override is > 0
         parser.add_argument(flag, type=kind, default=unset, help=f"{text} (default: the preset's)",
@@ -81,6 +83,7 @@ def _run_train(args):
         mixed_precision=args.mixed_precision,
         verbose=0 if args.quiet else "auto",
         devices=args.devices,
+        start_from=options.get("start_from"),
         **overrides,
     )
     last = result.history[-1] if result.history else {}

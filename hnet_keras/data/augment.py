@@ -14,6 +14,14 @@ uniformly from its range (the units of :mod:`hnet_keras.scoring.robustness`):
 * ``noise``: Gaussian noise, sigma in ``[0, sigma_max]`` gray levels;
 * ``blur``: Gaussian blur, sigma in ``[0.3, blur_max]`` pixels.
 
+Real pairs also differ in ways that DeTone's pairs never do; these are off by default and
+switched on by :data:`REAL_PAIR_AUGMENTATION` (the large-motion model's):
+
+* ``gradient``: an illumination gradient across the patch, ``x * (1 + s * r)`` with ``r`` from -1
+  to 1 in a random direction, strength ``s`` in ``[0, gradient]``;
+* ``vignetting``: darker corners, ``x * (1 - v * d^2)``, ``v`` in ``[0, vignetting]``;
+* ``jpeg``: a JPEG round trip at a quality in ``[jpeg, 95]`` (0 switches it off).
+
 Every draw comes from the ``numpy.random.Generator`` passed in, so augmented data is
 as reproducible as the pairs. Geometry (and so the targets) never changes. numpy and
 OpenCV only.
@@ -27,7 +35,7 @@ import numpy as np
 
 from . import photometric
 
-__all__ = ["Augmentation", "DEFAULT_AUGMENTATION", "augment_patch", "augment_pairs"]
+__all__ = ["Augmentation", "DEFAULT_AUGMENTATION", "REAL_PAIR_AUGMENTATION", "augment_patch", "augment_pairs"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class Augmentation:
         gamma: largest gamma (its inverse is the smallest), >= 1.
         noise: largest noise sigma, gray levels.
         blur: largest blur sigma, pixels (of the patch the change is applied to).
+        gradient: largest strength of an illumination gradient (0: off).
+        vignetting: largest strength of vignetting (0: off).
+        jpeg: lowest JPEG quality of a round trip, up to 95 (0: off).
     """
 
     probability: float = 0.5
@@ -49,6 +60,9 @@ class Augmentation:
     gamma: float = 1.6
     noise: float = 12.0
     blur: float = 1.5
+    gradient: float = 0.0
+    vignetting: float = 0.0
+    jpeg: int = 0
 
     def __post_init__(self):
         if not 0.0 <= self.probability <= 1.0:
@@ -59,17 +73,31 @@ class Augmentation:
         for name in ("contrast", "gamma"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is the largest factor and must be >= 1, got {getattr(self, name)}")
+        for name in ("gradient", "vignetting"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not (self.jpeg == 0 or 1 <= self.jpeg <= 95):
+            raise ValueError(f"jpeg is the lowest quality and must be 0 (off) or in [1, 95], got {self.jpeg}")
+
+    @property
+    def real_pair(self):
+        """Whether a real-pair change (gradient, vignetting, JPEG) is switched on."""
+        return bool(self.gradient or self.vignetting or self.jpeg)
 
 
 DEFAULT_AUGMENTATION = Augmentation()
 """The ranges the shipped model was trained with."""
+
+REAL_PAIR_AUGMENTATION = Augmentation(gradient=0.5, vignetting=0.4, jpeg=30)
+"""DEFAULT_AUGMENTATION plus an illumination gradient, vignetting and JPEG: the large-motion model's."""
 
 
 def augment_patch(patch, rng, augmentation=DEFAULT_AUGMENTATION):
     """One patch, (H, W) uint8, changed photometrically; returns a new uint8 patch.
 
     The same number of random draws is made whatever is switched on or applied, so
-    turning one change off does not alter the draws of the others.
+    turning one change off does not alter the draws of the others; the real-pair changes
+    draw four more numbers only when one of them is on, so the default's stream is unchanged.
     """
     a = augmentation
     apply = rng.random(5) < a.probability
@@ -83,9 +111,17 @@ def augment_patch(patch, rng, augmentation=DEFAULT_AUGMENTATION):
         x = photometric.apply_gamma(x, np.float32(a.gamma ** (2 * u[2] - 1)))
     if apply[0] and a.brightness > 0:
         x = photometric.brighten(x, np.float32((2 * u[0] - 1) * a.brightness))
+    if a.real_pair:  # the light on the scene and the lens, before the sensor's noise
+        real_apply, real = rng.random(3) < a.probability, rng.random(4)
+        if real_apply[0] and a.gradient > 0:
+            x = photometric.shade(x, real[0] * a.gradient, 2 * np.pi * real[1])
+        if real_apply[1] and a.vignetting > 0:
+            x = photometric.vignette(x, real[2] * a.vignetting)
     noise = rng.standard_normal(patch.shape, dtype=np.float32)
     if apply[3] and a.noise > 0:
         x = photometric.add_noise(x, noise, np.float32(u[3] * a.noise))
+    if a.real_pair and real_apply[2] and a.jpeg:  # the camera's encoder comes last
+        x = photometric.compress_jpeg(x, a.jpeg + real[3] * (95 - a.jpeg))
     return photometric.to_uint8(x)
 
 

@@ -24,6 +24,7 @@ from .archive import (
     require_pairs,
 )
 from .augment import augment_pairs
+from .motion import sample_moved_pairs
 from .synthesis import (
     TRAIN_PROTOCOL,
     load_prepared_images,
@@ -222,6 +223,9 @@ class OnTheFlyDataset(SeededBatches):
             targets stay ``offsets / rho``, which resizing does not change.
         augmentation: an :class:`hnet_keras.data.augment.Augmentation` to change patch A and
             patch B photometrically, each on its own (before the resize), or ``None``.
+        motion: a :class:`hnet_keras.data.motion.Motion` to move B by rotation, zoom, viewpoint
+            and shift (:func:`~hnet_keras.data.motion.sample_moved_pairs`) instead of DeTone's
+            corner perturbation; the targets are still ``offsets / rho`` (then beyond 1).
     """
 
     def __init__(
@@ -235,10 +239,11 @@ class OnTheFlyDataset(SeededBatches):
         prepared=None,
         input_size=None,
         augmentation=None,
+        motion=None,
         **kwargs,
     ):
         super().__init__(batches_per_epoch, seed, fixed, **kwargs)
-        self.augmentation = augmentation
+        self.augmentation, self.motion = augmentation, motion
         self.input_size = input_size if input_size and input_size != config.patch_size else None
         self.prepared = prepared if prepared is not None else load_prepared_images(images, config)[0]
         self.batch_size, self.config = batch_size, config
@@ -246,7 +251,10 @@ class OnTheFlyDataset(SeededBatches):
     def __getitem__(self, index):
         rng = self.batch_rng(index)
         sources = rng.integers(0, len(self.prepared), self.batch_size)
-        images, offsets = sample_pairs(self.prepared, sources, rng, self.config)
+        if self.motion is None:
+            images, offsets = sample_pairs(self.prepared, sources, rng, self.config)
+        else:
+            images, offsets = sample_moved_pairs(self.prepared, sources, rng, self.config.patch_size, self.motion)
         if self.augmentation is not None:
             images = augment_pairs(images, rng, self.augmentation)
         if self.input_size:

@@ -7,11 +7,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..data.augment import DEFAULT_AUGMENTATION, REAL_PAIR_AUGMENTATION
+from ..data.motion import MOTIONS
 from ..data.synthesis import REPORT_PATCH, SynthesisConfig
 from ..nets.checkpoint import describe_model
 from ..nets.targets import MODEL_KINDS, model_options, unreachable_bins
 
-__all__ = ["Preset", "PRESETS", "get_preset", "BUDGETS", "EXPERIMENTS", "Run", "experiment_runs"]
+__all__ = ["Preset", "AUGMENTATIONS", "PRESETS", "get_preset", "BUDGETS", "EXPERIMENTS", "Run", "experiment_runs"]
+
+
+AUGMENTATIONS = {"default": DEFAULT_AUGMENTATION, "real": REAL_PAIR_AUGMENTATION}
+"""A preset's ``photometrics``: the augmentations by name."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,9 @@ class Preset:
         warmup_steps: ``adamw``'s warm-up.
         weights: the MobileNetV2 trunk's initial weights (``"imagenet"`` downloads them).
         standardize: the paper model standardizes each patch first (see :func:`~hnet_keras.nets.models.build_model`).
+        motion: ``None`` for DeTone's corner perturbation, or a name in
+            :data:`hnet_keras.data.motion.MOTIONS` (``"large"``: rotation, zoom, viewpoint, shift).
+        photometrics: the augmentation's ranges when ``augment``, a name in :data:`AUGMENTATIONS`.
     """
 
     name: str
@@ -75,6 +84,8 @@ class Preset:
     warmup_steps: int = 0
     weights: str | None = None
     standardize: bool = False
+    motion: str | None = None
+    photometrics: str = "default"
 
     def __post_init__(self):
         if self.kind not in MODEL_KINDS:
@@ -84,6 +95,10 @@ class Preset:
         for name in ("batch_size", "iterations", "steps_per_epoch", "validation_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.motion is not None and self.motion not in MOTIONS:
+            raise ValueError(f"motion must be None or one of {', '.join(MOTIONS)}, got {self.motion!r}")
+        if self.photometrics not in AUGMENTATIONS:
+            raise ValueError(f"photometrics must be one of {', '.join(AUGMENTATIONS)}, got {self.photometrics!r}")
         object.__setattr__(self, "image_size", tuple(self.image_size))
         _ = self.synthesis  # validates the sizes early, naming them
         if self.kind == "classification":
@@ -140,6 +155,16 @@ PRESETS = {
     "iterative": Preset(name="iterative", kind="iterative", input_size=64, patch_size=128, rho=16, batch_size=32,
                         iterations=10_000, steps_per_epoch=250, optimizer="adamw", learning_rate=8e-4,
                         lr_drop_every=None, warmup_steps=500, augment=True, validation_batches=16),
+    # The iterative model for real photographs (issue 18): B moved by up to +-45 degrees of
+    # rotation, zoom 0.5-2, 50 degrees of viewpoint and half a patch of shift
+    # (hnet_keras.data.motion.LARGE_MOTION), patches changed on their own by the default
+    # augmentation plus illumination gradients, vignetting and JPEG, from photos prepared at
+    # 480x360 so the quadrilaterals fit. checkpoints/hnet_large_motion/reproduce.py fine-tunes
+    # the shipped iterative checkpoint with it.
+    "large_motion": Preset(name="large_motion", kind="iterative", image_size=(480, 360), input_size=64,
+                           patch_size=128, rho=16, batch_size=32, iterations=12_000, steps_per_epoch=250,
+                           optimizer="adamw", learning_rate=4e-4, lr_drop_every=None, warmup_steps=250,
+                           augment=True, motion="large", photometrics="real", validation_batches=16),
     # A wiring check: trains a tiny model end to end in a few seconds.
     "smoke": Preset(name="smoke", image_size=(64, 48), input_size=32, rho=8, width=0.125, batch_size=16,
                     iterations=40, steps_per_epoch=10, optimizer="adam", learning_rate=0.002,

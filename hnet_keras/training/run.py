@@ -44,7 +44,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from tqdm.keras import TqdmCallback
 
-from ..data.augment import DEFAULT_AUGMENTATION
+from ..data.motion import MOTIONS
 from ..data.images import (
     embedded_photo_paths,
     list_images,
@@ -60,13 +60,20 @@ from ..fileio import (
     read_json,
     remove_stale_temporaries,
 )
-from ..nets.checkpoint import check_history, check_keras_file, check_state, save_model
+from ..nets.checkpoint import (
+    check_history,
+    check_keras_file,
+    check_state,
+    load_checkpoint,
+    read_description,
+    save_model,
+)
 from ..nets.losses import MACE, euclidean_l2, sequence_l1
 from ..nets.models import build_model
 from ..nets.targets import offsets_to_bins
 from .distribute import plan_distribution
 from .history import history_csv
-from .presets import Preset, get_preset
+from .presets import AUGMENTATIONS, Preset, get_preset
 
 __all__ = [
     "on_the_fly",
@@ -82,7 +89,8 @@ def on_the_fly(preset, images, batches, seed, fixed=False, prepared=None):
     """An :class:`~hnet_keras.data.loaders.OnTheFlyDataset` of the recipe's pairs (augmented unless ``fixed``)."""
     return OnTheFlyDataset(images, preset.batch_size, batches_per_epoch=batches, config=preset.synthesis, seed=seed,
                            fixed=fixed, prepared=prepared, input_size=preset.input_size,
-                           augmentation=DEFAULT_AUGMENTATION if preset.augment and not fixed else None)
+                           augmentation=AUGMENTATIONS[preset.photometrics] if preset.augment and not fixed else None,
+                           motion=None if preset.motion is None else MOTIONS[preset.motion])
 
 
 def make_optimizer(preset):
@@ -300,8 +308,10 @@ def _read_resume_point(folder, preset, identity=None):
     if history_path.is_file():
         history = check_history(read_json(history_path, "training history"), history_path)
     wanted = json.loads(json.dumps(dataclasses.asdict(preset)))
-    changed = [f"{key} {state['preset'].get(key)!r} -> {value!r}" for key, value in wanted.items()
-               if key != "iterations" and state["preset"].get(key) != value]
+    # A field newer than the run's state held its default then.
+    saved = {**json.loads(json.dumps(dataclasses.asdict(Preset(name=preset.name)))), **state["preset"]}
+    changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in wanted.items()
+               if key != "iterations" and saved.get(key) != value]
     changed += [f"{key} {state[key]!r} -> {value!r}" for key, value in (identity or {}).items()
                 if key in state and state[key] != value]
     if changed:
@@ -320,6 +330,18 @@ def load_last_model(folder):
         reason = " ".join(str(error).split())[:200]
         raise ValueError(f"{path}: cannot resume from this model file ({reason}); start the run over with "
                          "--no-resume") from error
+
+
+def _load_start(model, path, preset):
+    """Copy the weights of the checkpoint ``path`` into ``model``, which must be the same network."""
+    description = read_description(path) if not Path(path).is_dir() else None
+    start, _ = load_checkpoint(path)
+    shapes = [tuple(w.shape) for w in start.weights]
+    if description is not None and description.get("kind") != preset.kind or shapes != [tuple(w.shape) for w in
+                                                                                            model.weights]:
+        raise ValueError(f"start_from {path}: not a {preset.kind} model with the preset's options; "
+                         "start from a checkpoint of the same network")
+    model.set_weights(start.get_weights())
 
 
 def _photo_source(images, data):
@@ -358,6 +380,7 @@ def train(
     verbose="auto",
     progress=False,
     devices=None,
+    start_from=None,
     **overrides,
 ):
     """Train a HomographyNet, checkpointing every epoch; resume a killed run.
@@ -386,6 +409,8 @@ def train(
         devices: how many of this machine's devices train, data-parallel, each on a slice of
             every batch (see :func:`~hnet_keras.training.distribute.plan_distribution`);
             ``None``: all visible GPUs, and under ``TF_CONFIG`` every worker's.
+        start_from: a checkpoint (see :func:`~hnet_keras.nets.checkpoint.load_checkpoint`) of the
+            same model whose weights a new run starts from (fine-tuning); a resumed run keeps its own.
         **overrides: :class:`Preset` fields to replace (``iterations=...``, ``width=...``).
 
     Returns:
@@ -409,16 +434,20 @@ def train(
         # The model is built and fitted in the scope (JAX's data layout is set while it is open).
         with distribution.scope():
             result = _train_locked(preset, folder, data, validation_data, images, seed, resume, mixed_precision,
-                                   callbacks, verbose, progress)
+                                   callbacks, verbose, progress, start_from)
     result.distribution = distribution.describe()
     return result
 
 
 def _train_locked(preset, folder, data, validation_data, images, seed, resume, mixed_precision, callbacks, verbose,
-                  progress):
+                  progress, start_from=None):
     """The body of :func:`train`, with the run folder locked."""
     source = _photo_source(images, data)
     identity = {"seed": seed, **({"source": source} if source is not None else {})}
+    # A fine-tuned run is another run than one from scratch: resuming must not mix them.
+    identity["start_from"] = None if start_from is None else str(Path(start_from).resolve())
+    if start_from is not None and not Path(start_from).exists():
+        raise FileNotFoundError(f"start_from {start_from}: no such checkpoint")
     # First, so a folder that cannot resume is refused before any data is prepared.
     resume_point = _read_resume_point(folder, preset, identity) if resume else None
     keras.utils.set_random_seed(seed)
@@ -445,6 +474,8 @@ def _train_locked(preset, folder, data, validation_data, images, seed, resume, m
     with _dtype_policy(mixed_precision):
         if resume_point is None:
             model = compile_model(build_model(preset.kind, **preset.model_options()), preset)
+            if start_from is not None:
+                _load_start(model, start_from, preset)
         else:
             model = load_last_model(folder)
     initial_epoch, history = 0, []
