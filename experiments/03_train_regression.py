@@ -1,4 +1,4 @@
-"""Notebook 03's experiment at full length (the regression HomographyNet): `python experiments/03_train_regression.py
+"""Notebook 03's experiment as a longer CPU run (the regression HomographyNet): `python experiments/03_train_regression.py
 --images ../shared/photos` writes experiments/results/03_train_regression.json and .png (options: `python -m hnet_keras experiment --help`)."""
 import sys
 from hnet_keras.cli import main

@@ -1,4 +1,4 @@
-"""Notebook 05's experiment at full length (the classification HomographyNet (17 bins)): `python experiments/05_classification.py
+"""Notebook 05's experiment as a longer CPU run (the classification HomographyNet (17 bins)): `python experiments/05_classification.py
 --images ../shared/photos` writes experiments/results/05_classification.json and .png (options: `python -m hnet_keras experiment --help`)."""
 import sys
 from hnet_keras.cli import main

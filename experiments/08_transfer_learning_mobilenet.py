@@ -1,4 +1,4 @@
-"""Notebook 08's experiment at full length (a MobileNetV2 trunk (ImageNet weights, from scratch) against the paper's): `python experiments/08_transfer_learning_mobilenet.py
+"""Notebook 08's experiment as a longer CPU run (a MobileNetV2 trunk (ImageNet weights, from scratch) against the paper's): `python experiments/08_transfer_learning_mobilenet.py
 --images ../shared/photos` writes experiments/results/08_transfer_learning_mobilenet.json and .png (options: `python -m hnet_keras experiment --help`)."""
 import sys
 from hnet_keras.cli import main

@@ -37,8 +37,9 @@ from .data.images import (
 )
 from .data.synthesis import REPORT_PATCH, load_prepared_images, synthesize_pairs
 from .fileio import atomic_write_json, folder_lock
+from .nets.checkpoint import load_pretrained, read_description, shipped_checkpoint
 from .nets.models import WeightsUnavailable
-from .scoring.evaluation import evaluate, held_out_error, load_test_set
+from .scoring.evaluation import PAPER_TABLE, evaluate, held_out_error, load_test_set, standard_error
 from .training.presets import BUDGETS, EXPERIMENTS, Run, experiment_runs
 from .training.run import train
 
@@ -46,12 +47,18 @@ __all__ = [
     "BUDGETS",
     "EXPERIMENTS",
     "BASELINE_METHODS",
+    "PAPER_BUDGET",
     "Run",
     "ExperimentResult",
     "experiment_runs",
     "run_experiment",
     "hardware",
 ]
+
+PAPER_BUDGET = {"DeTone et al. 2016, on its own test pairs": (
+    90_000 * 64, PAPER_TABLE["HomographyNet (regression)"] / PAPER_TABLE["identity"])}
+"""The paper's regression model for :func:`hnet_keras.plots.plot_budget`: 90,000 steps of 64 pairs, 9.2 px
+against the identity's 49.1 px."""
 
 BASELINE_METHODS = ("sift_ransac", "orb_ransac", "ecc")
 """The classical methods every run is compared with, on its own held-out pairs."""
@@ -91,17 +98,31 @@ class HeldOutCurve(keras.callbacks.Callback):
         """``model``'s :class:`~hnet_keras.scoring.evaluation.HeldOutError` on the run's held-out pairs."""
         return held_out_error(model, self.preset, count=self.pairs, seed=self.seed, prepared=self.prepared)
 
+    def held_out_pairs(self):
+        """``(pairs, offsets)``: the run's held-out pairs, the same every call."""
+        return synthesize_pairs(self.pairs, config=self.preset.synthesis, seed=self.seed, prepared=self.prepared)
+
     def score_baselines(self, methods=BASELINE_METHODS):
-        """Per classical method, its ``mace`` (px at 128) and ``failure_rate`` on the same pairs.
+        """Per classical method, its ``mace`` (px at 128), ``standard_error``, ``failure_rate`` and
+        per-pair ``errors`` on the same pairs.
 
         A failure counts as the identity's error, as in :func:`hnet_keras.scoring.evaluation.evaluate`.
         """
-        config = self.preset.synthesis
-        pairs, offsets = synthesize_pairs(self.pairs, config=config, seed=self.seed, prepared=self.prepared)
-        scale = REPORT_PATCH / config.patch_size
-        scores = evaluate(pairs, offsets, list(methods), progress=False).summary()
-        return {name: {"label": s["label"], "mace": round(s["mace"] * scale, 3),
-                       "failure_rate": round(s["failure_rate"], 3)} for name, s in scores.items()}
+        return _scores(evaluate(*self.held_out_pairs(), list(methods), progress=False), self.preset.synthesis)
+
+    def score_shipped(self):
+        """The shipped model (:func:`~hnet_keras.nets.checkpoint.load_pretrained`), alone and refined by
+        ECC, on the same pairs: ``label``, ``steps``, ``batch_size``, ``seconds`` of its training and
+        ``methods`` (``network``, ``network+ecc``: as :meth:`score_baselines`)."""
+        model, rho = load_pretrained()
+        training = (read_description(shipped_checkpoint()) or {}).get("training", {})
+        evaluation = evaluate(*self.held_out_pairs(), ["network", "network+ecc"], model=model, network_rho=rho,
+                              progress=False)
+        steps, batch, seconds = training.get("steps"), training.get("batch_size"), training.get("seconds")
+        trained = (f", {steps:,} steps of {batch} pairs in {seconds / 60:.0f} min on {training.get('hardware')}"
+                   if steps and batch and seconds else "")
+        return {"label": f"the shipped model ({shipped_checkpoint().name}{trained})", "steps": steps,
+                "batch_size": batch, "seconds": seconds, "methods": _scores(evaluation, self.preset.synthesis)}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -114,14 +135,49 @@ class HeldOutCurve(keras.callbacks.Callback):
         logs.update(held_out_mace=error.network, identity_mace=error.identity, seconds=seconds)
 
 
+def _scores(evaluation, config):
+    """Per method of an evaluation: ``label``, ``mace``, ``standard_error``, ``failure_rate`` and the
+    per-pair ``errors``, in px of a 128 px patch."""
+    scale = REPORT_PATCH / config.patch_size
+    summary = evaluation.summary()
+    return {name: {"label": s["label"], "mace": round(s["mace"] * scale, 3),
+                   "standard_error": round(s["standard_error"] * scale, 3),
+                   "failure_rate": round(s["failure_rate"], 3),
+                   "errors": [round(float(e) * scale, 3) for e in evaluation.errors[name].mean(axis=-1)]}
+            for name, s in summary.items()}
+
+
+def _paired(errors_a, errors_b):
+    """``(mean of a - b, its standard error)`` over the pairs both were scored on, or ``None``."""
+    if not errors_a or not errors_b or len(errors_a) != len(errors_b):
+        return None
+    difference = [a - b for a, b in zip(errors_a, errors_b)]
+    return sum(difference) / len(difference), standard_error(difference)
+
+
+def _verdict(name, other, paired):
+    """One comparison in words: a difference within two standard errors is a tie."""
+    if paired is None:
+        return f"{name} against {other}: no per-pair errors stored, so no uncertainty"
+    difference, error = paired
+    if abs(difference) <= 2 * error:
+        who = "a tie (within two standard errors)"
+    else:
+        who = f"{name if difference < 0 else other} ahead"
+    return f"{name} - {other} = {difference:+.1f} ± {error:.1f} px (paired, one standard error): {who}"
+
+
 @dataclass
 class ExperimentResult:
     """Per run: its held-out curve and final error, and how long it took, on what.
 
     ``runs`` maps a run's name to a dict with ``steps``, ``mace`` (held-out MACE, px at
     128, after each evaluation), ``identity``, ``final``, ``ratio`` (final / identity),
-    ``seconds`` (training time), ``input_size`` and ``baselines`` (the classical methods of
-    :data:`BASELINE_METHODS` on the same pairs: ``label``, ``mace``, ``failure_rate``).
+    ``standard_error`` and ``errors`` (of the final MACE, over pairs, and per pair),
+    ``seconds`` (training time), ``batch_size``, ``input_size``, ``baselines`` (the classical
+    methods of :data:`BASELINE_METHODS` on the same pairs: ``label``, ``mace``,
+    ``standard_error``, ``failure_rate``, ``errors``) and ``shipped`` (the shipped model on the
+    same pairs, see :meth:`HeldOutCurve.score_shipped`; absent when not scored).
     ``skipped`` maps a run that could not start (pre-trained weights that could not be
     downloaded) to the reason. Saved and read as JSON.
     """
@@ -149,18 +205,60 @@ class ExperimentResult:
         return "\n".join(lines)
 
     def compare(self):
-        """The classical methods on the same held-out pairs, one line per set of pairs."""
+        """The classical methods on the same held-out pairs, one line per set of pairs, then each run
+        against the best of them, paired pair by pair, with its standard error."""
         groups = {}
         for name, run in self.runs.items():
-            key = json.dumps(run["baselines"], sort_keys=True)
+            key = json.dumps({m: b["mace"] for m, b in run["baselines"].items()}, sort_keys=True)
             groups.setdefault(key, (run["baselines"], []))[1].append(name)
         lines = []
         for baselines, names in groups.values():
-            scores = ", ".join(f"{b['label']} {b['mace']:.1f} px ({100 * b['failure_rate']:.0f}% failed)"
+            scores = ", ".join(f"{b['label']} {b['mace']:.1f}{_plus_minus(b)} px ({100 * b['failure_rate']:.0f}% failed)"
                                for b in baselines.values())
             where = "the same pairs" if len(groups) == 1 else f"the pairs of {', '.join(names)}"
             lines.append(f"classical methods on {where} (a failure counts as the identity): {scores}")
+        for name, run in self.runs.items():
+            best = min(run["baselines"].values(), key=lambda b: b["mace"])
+            lines.append(_verdict(name, best["label"], _paired(run.get("errors"), best.get("errors"))))
         return "\n".join(lines)
+
+    def shipped(self):
+        """The shipped model alone and refined by ECC on each run's pairs, against the run."""
+        lines = []
+        for name, run in self.runs.items():
+            shipped = run.get("shipped")
+            if not shipped:
+                lines.append(f"{name}: the shipped model was not scored on these pairs")
+                continue
+            alone, refined = shipped["methods"]["network"], shipped["methods"]["network+ecc"]
+            lines.append(f"on the pairs of {name}: {shipped['label']}: alone {alone['mace']:.1f}{_plus_minus(alone)} "
+                         f"px, refined by ECC {refined['mace']:.1f}{_plus_minus(refined)} px; {name} "
+                         f"{run['final']:.1f}{_plus_minus(run)} px")
+        return "\n".join(dict.fromkeys(lines))
+
+    def budget_points(self):
+        """Where each model stands against its training budget, for :func:`hnet_keras.plots.plot_budget`.
+
+        Returns:
+            ``{"runs": {name: (pairs seen, final / identity)}, "shipped": {"network": ..., "network+ecc":
+            ...}, "classical": {label: best classical MACE / identity}}``, every error as the share of
+            the identity's error left on the run's own pairs (so results on other pairs compare).
+            The shipped model and the classical method are taken on the first run's pairs.
+        """
+        points = {"runs": {}, "shipped": {}, "classical": {}}
+        for name, run in self.runs.items():
+            if run.get("batch_size"):
+                points["runs"][name] = (run["steps"][-1] * run["batch_size"], run["ratio"])
+        first = next(iter(self.runs.values()), None)
+        if first is not None:
+            best = min(first["baselines"].values(), key=lambda b: b["mace"])
+            points["classical"][best["label"]] = best["mace"] / first["identity"]
+            shipped = first.get("shipped")
+            if shipped and shipped.get("steps") and shipped.get("batch_size"):
+                seen = shipped["steps"] * shipped["batch_size"]
+                points["shipped"] = {method: (seen, score["mace"] / first["identity"])
+                                     for method, score in shipped["methods"].items()}
+        return points
 
     def describe(self):
         """Where the numbers come from: pairs, photos and scale."""
@@ -185,6 +283,12 @@ class ExperimentResult:
             return cls(**json.load(file))
 
 
+def _plus_minus(score):
+    """`` ± SE`` of a score that has one (older results have none)."""
+    error = score.get("standard_error")
+    return "" if error is None else f" ± {error:.1f}"
+
+
 def _images(images):
     """Training and held-out images: a folder's train and test splits, or the embedded photos'."""
     if images is None:
@@ -195,7 +299,7 @@ def _images(images):
 
 
 def run_experiment(experiment, budget="live", *, folder, images=None, data=None, steps=None, pairs=256, seed=0,
-                   progress=True, resume=True, protocol_pairs=5000):
+                   progress=True, resume=True, protocol_pairs=5000, shipped=True):
     """Train every run of an experiment and score each on held-out pairs as it learns.
 
     Args:
@@ -212,6 +316,7 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
             ``paper_protocol``.
         progress: a progress bar per run.
         resume: continue runs already in ``folder`` (``False`` starts them over).
+        shipped: also score the shipped model (alone and refined by ECC) on each run's pairs.
 
     Returns:
         An :class:`ExperimentResult`.
@@ -225,14 +330,15 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
     with folder_lock(folder, f"experiment {experiment}", "wait for it to finish or use another --checkpoints folder",
                      name=f".hnet_keras.{experiment}.lock"):
         return _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed, progress, resume,
-                               protocol_pairs)
+                               protocol_pairs, shipped)
 
 
-def _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed, progress, resume, protocol_pairs):
+def _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed, progress, resume, protocol_pairs,
+                    shipped):
     """The body of :func:`run_experiment`, with ``folder`` locked for ``experiment``."""
     train_images, test_images, source = _images(images)
     result = ExperimentResult(experiment, budget, pairs=pairs, hardware=hardware(), source=source)
-    baselines = {}  # by the runs' pair recipe: runs on the same pairs share their classical scores
+    baselines, references = {}, {}  # by the runs' pair recipe: runs on the same pairs share their scores
     for index, run in enumerate(experiment_runs(experiment, budget, steps)):
         curve = HeldOutCurve(run.preset, test_images, pairs, seed + 1)
         try:
@@ -251,6 +357,8 @@ def _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed
         result.photos = final.photos
         if run.preset.synthesis not in baselines:
             baselines[run.preset.synthesis] = curve.score_baselines()
+            if shipped:
+                references[run.preset.synthesis] = curve.score_shipped()
         result.models[run.name] = trained.model
         result.runs[run.name] = {
             "steps": [int(row["iterations"]) for row in rows],
@@ -258,9 +366,13 @@ def _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed
             "identity": round(final.identity, 3),
             "final": round(final.network, 3),
             "ratio": round(final.ratio, 3),
+            "standard_error": round(standard_error(final.errors), 3),
+            "errors": [round(error, 3) for error in final.errors],
             "seconds": round(float(sum(row["seconds"] for row in rows)), 1),
+            "batch_size": run.preset.batch_size,
             "input_size": final.input_size,
             "baselines": baselines[run.preset.synthesis],
+            **({"shipped": references[run.preset.synthesis]} if shipped else {}),
         }
         if budget == "paper":
             test_set = load_test_set(images=test_images, protocol="paper", seed=seed + 2, count=protocol_pairs)

@@ -30,6 +30,7 @@ __all__ = [
     "plot_corner_confidences",
     "plot_robustness",
     "plot_experiment",
+    "plot_budget",
     "save_figure",
     "save_evaluation_figures",
 ]
@@ -298,11 +299,13 @@ def plot_experiment(*sources, figsize=None):
     """Held-out MACE against training steps, one line a run, one axes an experiment result.
 
     Each run's identity error (zero offsets, on the same pairs) is a dashed line of its
-    colour: a run below it has learnt something. Errors are in px of a 128 px patch.
+    colour: a run below it has learnt something. The best classical method on the same pairs
+    (ECC on these small patches) is a dotted black line: a run below it beats the classical
+    methods. Errors are in px of a 128 px patch.
 
     Args:
         sources: :class:`~hnet_keras.experiments.ExperimentResult` objects or their JSON
-            files (e.g. a notebook's live run and the committed full-length run).
+            files (e.g. a notebook's live run and the committed longer run).
     """
     experiments = [_experiment(source) for source in sources]
     figure = Figure(figsize=figsize or (5.2 * len(experiments), 3.8), layout="constrained")
@@ -313,13 +316,65 @@ def plot_experiment(*sources, figsize=None):
             ax.plot(run["steps"], run["mace"], marker="o", markersize=3, color=color, label=name)
             ax.axhline(run["identity"], color=color, linestyle="--", linewidth=1, alpha=0.7)
         ax.plot([], [], "k--", linewidth=1, label="identity (zero offsets)")
+        drawn = set()
+        for run in experiment["runs"].values():
+            best = min(run["baselines"].values(), key=lambda b: b["mace"])
+            if best["mace"] not in drawn:
+                ax.axhline(best["mace"], color="black", linestyle=":", linewidth=1.5,
+                           label=f"{best['label']} (best classical)" if not drawn else None)
+                drawn.add(best["mace"])
         minutes = max(run["seconds"] for run in experiment["runs"].values()) / 60
-        ax.set_title(f"{experiment['budget']} run: {minutes:.1f} min a run", fontsize="medium")
+        title = {"live": "live run", "full": "longer CPU run", "paper": "paper's recipe"}.get(experiment["budget"],
+                                                                                            experiment["budget"])
+        ax.set_title(f"{title}: {minutes:.1f} min a run", fontsize="medium")
         ax.set_xlabel("training steps")
         ax.set_ylabel("held-out MACE (px at 128 px)")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    return figure
+
+
+def plot_budget(sources, reference=None, figsize=None):
+    """Error against training budget: every run, the shipped model and the paper, on one scale.
+
+    The scale is the share of the identity's error left (MACE / identity MACE, on each run's
+    own pairs), so runs scored on different pairs, and the paper on its own test protocol,
+    compare. The x axis is the pairs seen in training (steps x batch), logarithmic. The best
+    classical method on each source's pairs is a dotted line of the source's colour.
+
+    Args:
+        sources: ``{label: result}``, each an :class:`~hnet_keras.experiments.ExperimentResult` (its
+            :meth:`~hnet_keras.experiments.ExperimentResult.budget_points`), e.g. ``{"live": result,
+            "longer CPU run": ExperimentResult.load(path)}``.
+        reference: more points, ``{label: (pairs seen, MACE / identity)}``, drawn as black diamonds,
+            e.g. :data:`hnet_keras.experiments.PAPER_BUDGET` (the paper's model).
+    """
+    figure = Figure(figsize=figsize or (6.4, 4.2), layout="constrained")
+    ax = figure.subplots()
+    markers = {"network": "*", "network+ecc": "P"}
+    for index, (label, result) in enumerate(sources.items()):
+        color = f"C{index % 10}"
+        points = result.budget_points()
+        for name, (seen, ratio) in points["runs"].items():
+            ax.plot(seen, ratio, "o", color=color, markersize=7)
+            ax.annotate(name, (seen, ratio), textcoords="offset points", xytext=(5, 4), fontsize="x-small")
+        ax.plot([], [], "o", color=color, label=f"{label}: trained here")
+        for method, (seen, ratio) in points["shipped"].items():
+            ax.plot(seen, ratio, markers.get(method, "s"), color=color, markersize=11,
+                    label=f"{label}: shipped model{' + ECC' if method == 'network+ecc' else ''}")
+        for name, ratio in points["classical"].items():
+            ax.axhline(ratio, color=color, linestyle=":", linewidth=1.5, label=f"{label}: {name}")
+    for label, (seen, ratio) in (reference or {}).items():
+        ax.plot(seen, ratio, "D", color="black", label=label)
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="identity (zero offsets)")
+    ax.set_xscale("log")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("pairs seen in training (steps x batch)")
+    ax.set_ylabel("MACE / identity's MACE (lower is better)")
+    ax.set_title("error against training budget")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="x-small", loc="upper right")
     return figure
 
 

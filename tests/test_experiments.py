@@ -13,11 +13,20 @@ import pytest
 from hnet_keras import experiments
 from hnet_keras.cli import main
 from hnet_keras.scoring.evaluation import evaluate
-from hnet_keras.experiments import BASELINE_METHODS, BUDGETS, EXPERIMENTS, ExperimentResult, experiment_runs, run_experiment
+from hnet_keras.experiments import (
+    BASELINE_METHODS,
+    BUDGETS,
+    EXPERIMENTS,
+    PAPER_BUDGET,
+    ExperimentResult,
+    experiment_runs,
+    run_experiment,
+)
+from hnet_keras.nets.checkpoint import load_pretrained
 from hnet_keras.geometry import mean_corner_error
 from hnet_keras.data.images import embedded_photo_paths
 from hnet_keras.nets.targets import unreachable_bins
-from hnet_keras.plots import plot_experiment
+from hnet_keras.plots import plot_budget, plot_experiment
 from hnet_keras.scoring.evaluation import held_out_error
 from hnet_keras.data.synthesis import load_prepared_images, synthesize_pairs
 from hnet_keras.training.presets import get_preset
@@ -99,9 +108,35 @@ def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path, monkeypatch)
     for name, scores in run["baselines"].items():
         assert scores["mace"] == pytest.approx(4 * expected[name]["mace"], abs=1e-3)
         assert scores["failure_rate"] == pytest.approx(expected[name]["failure_rate"], abs=1e-3)
+        assert scores["standard_error"] == pytest.approx(4 * expected[name]["standard_error"], abs=1e-3)
+        assert np.mean(scores["errors"]) == pytest.approx(scores["mace"], abs=1e-2) and len(scores["errors"]) == 8
     ecc = run["baselines"]["ecc"]
-    assert f"{ecc['label']} {ecc['mace']:.1f} px" in result.compare()
+    assert f"{ecc['label']} {ecc['mace']:.1f} ± {ecc['standard_error']:.1f} px" in result.compare()
     assert result.compare().startswith("classical methods on the same pairs (a failure counts as the identity): ")
+    # The run against the best classical method, pair by pair, with the standard error of the difference.
+    assert np.mean(run["errors"]) == pytest.approx(run["final"], abs=1e-2)
+    assert run["standard_error"] == pytest.approx(np.std(run["errors"], ddof=1) / np.sqrt(8), abs=1e-3)
+    best = min(run["baselines"].values(), key=lambda b: b["mace"])
+    difference = np.subtract(run["errors"], best["errors"])
+    standard = np.std(difference, ddof=1) / np.sqrt(8)
+    verdict = "a tie" if abs(difference.mean()) <= 2 * standard else ("regression ahead" if difference.mean() < 0
+                                                                      else f"{best['label']} ahead")
+    line = result.compare().splitlines()[-1]
+    assert line.startswith(f"regression - {best['label']} = {difference.mean():+.1f} ± {standard:.1f} px") and verdict in line
+    # The shipped model on the same pairs, alone and refined by ECC.
+    model, rho = load_pretrained()
+    shipped = evaluate(pairs, offsets, ["network", "network+ecc"], model=model, network_rho=rho, progress=False).summary()
+    for name in ("network", "network+ecc"):
+        assert run["shipped"]["methods"][name]["mace"] == pytest.approx(4 * shipped[name]["mace"], abs=1e-3)
+    assert run["shipped"]["steps"] == 10_000 and run["shipped"]["batch_size"] == 32
+    assert f"alone {run['shipped']['methods']['network']['mace']:.1f}" in result.shipped()
+    points = result.budget_points()
+    assert points["runs"]["regression"] == (16 * 64, run["ratio"])
+    assert points["shipped"]["network"] == (320_000, pytest.approx(run["shipped"]["methods"]["network"]["mace"]
+                                                                  / run["identity"]))
+    budget = plot_budget({"live": result}, PAPER_BUDGET)
+    assert budget.axes[0].get_xscale() == "log"
+    assert [line.get_label() for line in budget.axes[0].lines if line.get_marker() == "D"] == list(PAPER_BUDGET)
 
     path = result.save(tmp_path / "result.json")
     assert ExperimentResult.load(path) == result
@@ -113,6 +148,8 @@ def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path, monkeypatch)
     assert len(figure.axes) == 2 and figure.axes[0].get_ylabel() == "held-out MACE (px at 128 px)"
     dashed = [line for line in figure.axes[0].lines if line.get_linestyle() == "--" and len(line.get_ydata())]
     assert list(dashed[0].get_ydata()) == [run["identity"]] * 2  # the identity's error, across the axes
+    dotted = [line for line in figure.axes[0].lines if line.get_linestyle() == ":"]
+    assert list(dotted[0].get_ydata()) == [best["mace"]] * 2  # the best classical method's, across the axes
 
 
 @pytest.mark.slow
@@ -141,7 +178,7 @@ def test_every_experiment_notebook_has_its_script_and_committed_result():
         name = re.search(r'main\(\["experiment", "(\w+)", "--output", "experiments/results/(\w+)"', script.read_text())
         assert name and name.group(1) in EXPERIMENTS and name.group(2) == script.stem, script
         assert (root / "notebooks" / f"{script.stem}.ipynb").is_file()
-        # The notebook plots the committed full-length run of the same experiment.
+        # The notebook plots the committed longer CPU run of the same experiment.
         assert f'FULL_RUN = "experiments/results/{script.stem}.json"' in (root / "notebooks" / f"{script.stem}.ipynb").read_text().replace('\\"', '"')
         result = ExperimentResult.load(root / "experiments" / "results" / f"{script.stem}.json")
         assert result.experiment == name.group(1) and result.budget == "full"

@@ -97,12 +97,12 @@ def _register_experiment(subparsers):
     """``experiment``."""
     parser = subparsers.add_parser(
         "experiment",
-        help="run a notebook's experiment (live, full-length or the paper's) and save its JSON and figure",
+        help="run a notebook's experiment (live, a longer CPU run, or the paper's recipe) and save its JSON and figure",
         description="Train every run of an experiment, scoring each on held-out pairs as it learns; "
         "writes OUTPUT.json and OUTPUT.png. Runs resume from their checkpoints.",
     )
     parser.add_argument("name", choices=EXPERIMENTS, help="the experiment (notebooks 03, 05, 06, 07, 08, 11)")
-    parser.add_argument("--budget", default="full", choices=BUDGETS, help="how long the runs train")
+    parser.add_argument("--budget", default="full", choices=BUDGETS, help="how long the runs train (full: the longer CPU run whose results the notebooks plot)")
     parser.add_argument("--images", default=None,
                         help="folder of photos: trains on its train split, scores on its test split "
                         "(default: the embedded photos)")
@@ -128,6 +128,8 @@ def _run_experiment(args):
     print(result.describe())
     print(result.timing())
     print(result.summary())
+    print(result.compare())
+    print(result.shipped())
     return 0
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "format_table",
     "HeldOutError",
     "held_out_error",
+    "standard_error",
 ]
 
 PROTOCOLS = {"train": TRAIN_PROTOCOL, "paper": PAPER_TEST_PROTOCOL}
@@ -227,7 +228,8 @@ class Evaluation:
             self.predictions[method.name] = np.asarray(predictions, np.float64)
 
     def summary(self):
-        """Per method: label, mace, median, p90, score_<t>px, failures, failure_rate, ms_per_pair, failure_reasons."""
+        """Per method: label, mace, standard_error (of the mean, over pairs), median, p90, score_<t>px,
+        failures, failure_rate, ms_per_pair, failure_reasons."""
         result = {}
         for name, errors in self.errors.items():
             per_pair = errors.mean(axis=-1) if errors.ndim > 1 else errors
@@ -236,6 +238,7 @@ class Evaluation:
             figures = {
                 "label": self.labels.get(name, name),
                 "mace": float(per_pair.mean()) if count else nan,
+                "standard_error": standard_error(per_pair),
                 "median": float(np.median(per_pair)) if count else nan,
                 "p90": float(np.percentile(per_pair, 90)) if count else nan,
             }
@@ -378,6 +381,18 @@ def evaluate(
 
 
 # --- held-out scoring during training ---------------------------------------------------
+def standard_error(values):
+    """The standard error of the mean of ``values``: ``std(values, ddof=1) / sqrt(n)`` (NaN under 2 values).
+
+    For two methods scored on the same pairs, use it on the per-pair differences (a paired
+    comparison): their errors move together from pair to pair, so the difference is much
+    surer than either mean."""
+    values = np.asarray(values, np.float64).ravel()
+    if len(values) < 2:
+        return float("nan")
+    return float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
 @dataclass(frozen=True)
 class HeldOutError:
     """A model's MACE and the identity's (zero offsets) on the same held-out pairs.
@@ -393,6 +408,8 @@ class HeldOutError:
     photos: int
     patch_size: int
     input_size: int
+    errors: tuple = ()
+    """The model's mean corner error of each pair, px at 128 (for standard errors and paired comparisons)."""
 
     @property
     def ratio(self):
@@ -431,7 +448,8 @@ def held_out_error(model, preset, images=None, count=256, seed=1, decode="expect
         prepared, _ = load_prepared_images(embedded_photo_paths("test") if images is None else images, config)
     pairs, offsets = synthesize_pairs(count, config=config, seed=seed, prepared=prepared)
     network = NetworkMethod(model, preset.rho, decode=decode)
-    scores = evaluate(pairs, offsets, methods=["identity", network], progress=False).summary()
+    evaluation = evaluate(pairs, offsets, methods=["identity", network], progress=False)
+    scores = evaluation.summary()
     scale = REPORT_PATCH / config.patch_size
     return HeldOutError(
         network=scores["network"]["mace"] * scale,
@@ -440,4 +458,5 @@ def held_out_error(model, preset, images=None, count=256, seed=1, decode="expect
         photos=len(prepared),
         patch_size=config.patch_size,
         input_size=int(preset.input_size),
+        errors=tuple(float(e) * scale for e in evaluation.errors["network"].mean(axis=-1)),
     )
