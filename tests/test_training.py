@@ -162,8 +162,15 @@ def test_training_from_archives_and_classification(tmp_path):
     restored = keras.saving.load_model(result.directory / "best.keras", safe_mode=True)
     assert restored.output_shape == (None, 8, 17)
 
-    with pytest.raises(ValueError, match="do not fit the model"):
-        train("smoke", input_size=16, rho=4, checkpoint_dir=tmp_path / "runs", run="bad", data=tmp_path / "train")
+    with pytest.raises(ValueError, match="do not fit the model"):  # pairs are shrunk, never enlarged
+        train("cpu", rho=8, checkpoint_dir=tmp_path / "runs", run="bad", data=tmp_path / "train")  # 64 px model
+    # Larger archives feed a smaller model, shrunk with their offsets (32 px, rho 8 -> 16 px, rho 4)...
+    small = train("smoke", input_size=16, rho=4, checkpoint_dir=tmp_path / "runs", run="small",
+                  data=tmp_path / "train", validation_data=tmp_path / "val", iterations=4, verbose=0)
+    assert small.model.input_shape == (None, 16, 16, 2) and np.isfinite(small.history[-1]["val_mace"])
+    # ...and a rho the archives were not made for is refused, naming the manifest.
+    with pytest.raises(ValueError, match=r"manifest.json: these archives hold rho 8 at 32 px, so rho 4 at the 16 px"):
+        train("smoke", input_size=16, rho=8, checkpoint_dir=tmp_path / "runs", run="bad2", data=tmp_path / "train")
 
 
 def test_classification_refuses_bins_no_target_reaches():
@@ -241,8 +248,8 @@ def test_the_input_size_error_names_options_train_has(tmp_path, capsys):
     generate_dataset(tmp_path / "data", embedded_photo_paths("test"), config=get_preset("smoke").synthesis,
                      progress=False)
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--preset", "smoke", "--checkpoints", str(tmp_path), "--data", str(tmp_path / "data"),
-              "--input-size", "16", "--rho", "4", "--quiet"])
+        main(["train", "--preset", "cpu", "--checkpoints", str(tmp_path), "--data", str(tmp_path / "data"),
+              "--rho", "8", "--quiet"])  # 32 px archives, a 64 px model
     error = capsys.readouterr().err
     assert exit_info.value.code == 2 and "--input-size" in error
 

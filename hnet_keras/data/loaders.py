@@ -106,9 +106,15 @@ class ArchiveDataset(keras.utils.PyDataset):
         seed: seed of the shuffling; epoch ``e`` uses ``(seed, e)``.
         mix: archives shuffled together.
         limit: use only the first ``limit`` samples of the dataset (for quick runs).
+        input_size: feed larger pairs shrunk to this side (area averaging, as
+            :class:`OnTheFlyDataset` and prediction do), e.g. 128 px archives to a 64 px model; the
+            offsets are scaled with them, so ``rho`` is then in pixels of the shrunk pairs. When the
+            folder's manifest records its patch size and rho, a ``rho`` that does not match them
+            at that size is refused (archives made for another rho).
     """
 
-    def __init__(self, path, batch_size=64, rho=None, shuffle=True, seed=0, mix=2, limit=None, **kwargs):
+    def __init__(self, path, batch_size=64, rho=None, shuffle=True, seed=0, mix=2, limit=None, input_size=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -121,12 +127,31 @@ class ArchiveDataset(keras.utils.PyDataset):
         if self.size < 1:
             raise ArchiveError(f"{path}: limit {limit} leaves no pairs to read")
         self.batch_size, self.rho, self.shuffle, self.seed, self.mix = batch_size, rho, shuffle, seed, max(1, mix)
+        if input_size is not None and not (isinstance(input_size, int) and input_size >= 2):
+            raise ValueError(f"input_size must be an integer >= 2, got {input_size!r}")
+        self.input_size = input_size
+        self._check_rho(path)
         self._cache = OrderedDict()
         self._epoch = 0
         self._order = self._plan(0)
 
     def __len__(self):
         return -(-self.size // self.batch_size)
+
+    def _check_rho(self, path):
+        """Refuse a ``rho`` other than the manifest's at the size the pairs are fed at."""
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        manifest = folder / MANIFEST_NAME
+        parameters = read_manifest(manifest).get("parameters", {}) if manifest.is_file() else {}
+        recorded, patch = parameters.get("rho"), parameters.get("patch_size")
+        if not recorded or not patch:
+            return
+        fed = min(self.input_size or patch, patch)
+        expected = recorded * fed / patch
+        if abs(expected - self.rho) > 1e-6 * expected:
+            raise ValueError(f"{manifest}: these archives hold rho {recorded:g} at {patch} px, so rho {expected:g} "
+                             f"at the {fed} px fed to the model, not the {self.rho:g} asked for; use archives made "
+                             f"with the recipe's rho, or that rho")
 
     def _plan(self, epoch):
         """The sample order of one epoch, as global indices."""
@@ -171,6 +196,9 @@ class ArchiveDataset(keras.utils.PyDataset):
             local = chosen[rows] - self.starts[a]
             images[rows], offsets[rows] = archive_images[local], archive_offsets[local]
             del archive_images, archive_offsets
+        if self.input_size and self.input_size < images.shape[1]:
+            scale = self.input_size / images.shape[1]
+            return normalize_images(resize_pairs(images, self.input_size)), normalize_offsets(offsets * scale, self.rho)
         return normalize_images(images), normalize_offsets(offsets, self.rho)
 
 

@@ -146,7 +146,8 @@ def _training_data(preset, data, images, seed):
     if isinstance(data, keras.utils.PyDataset):
         return data, "the given dataset"
     if data is not None:
-        return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=True, seed=seed), str(data)
+        return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=True, seed=seed,
+                              input_size=preset.input_size), str(data)
     source = images if images is not None else embedded_photo_paths("train")
     return on_the_fly(preset, source, preset.steps_per_epoch, seed), "on-the-fly pairs"
 
@@ -158,7 +159,8 @@ def _validation_data(preset, data, seed):
         return data, "the given validation dataset"
     if data is not None:
         limit = preset.validation_batches * preset.batch_size
-        return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=False, limit=limit), str(data)
+        return ArchiveDataset(data, preset.batch_size, rho=preset.rho, shuffle=False, limit=limit,
+                              input_size=preset.input_size), str(data)
     dataset = on_the_fly(preset, embedded_photo_paths("test"), preset.validation_batches, seed, fixed=True)
     return dataset, "held-out on-the-fly pairs"
 
