@@ -307,7 +307,9 @@ def run_experiment(experiment, budget="live", *, folder, images=None, data=None,
         folder: where the runs' checkpoints go (a run folder each).
         images: a folder of photos: training uses its ``train`` split, scoring its
             ``test`` split (:func:`hnet_keras.data.images.split_images`); default the embedded photos.
-        data: a folder of archives to train on instead of on-the-fly pairs (the paper budget).
+        data: a folder of archives to train on instead of on-the-fly pairs (the paper budget); a
+            ``{rho}`` in it is replaced by each run's rho, so runs of different rho train on archives
+            made for it (``"dataset/coco_pairs_rho{rho}"``).
         steps: training steps of every run instead of the budget's.
         pairs: held-out pairs per evaluation; ``seed``: seeds training and those pairs.
         protocol_pairs: with the ``paper`` budget, pairs of the paper's test protocol
@@ -342,8 +344,9 @@ def _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed
     for index, run in enumerate(experiment_runs(experiment, budget, steps)):
         curve = HeldOutCurve(run.preset, test_images, pairs, seed + 1)
         try:
+            run_data = data.format(rho=run.preset.rho) if isinstance(data, str) and "{rho}" in data else data
             trained = train(
-                run.preset, run=f"{experiment}_{index}", checkpoint_dir=folder, data=data, images=train_images,
+                run.preset, run=f"{experiment}_{index}", checkpoint_dir=folder, data=run_data, images=train_images,
                 validation_data=False, seed=seed, resume=resume, callbacks=[curve], verbose=0, progress=progress,
             )
         except WeightsUnavailable as error:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import cv2
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -31,6 +32,8 @@ __all__ = [
     "plot_robustness",
     "plot_experiment",
     "plot_budget",
+    "plot_refinements",
+    "plot_mosaic",
     "save_figure",
     "save_evaluation_figures",
 ]
@@ -127,6 +130,87 @@ def plot_pair(patch_a, patch_b, offsets_true, offsets_pred=None, image=None, ori
         figure.suptitle(f"{title + ': ' if title else ''}corner error {error:.2f} px")
     elif title:
         figure.suptitle(title)
+    return figure
+
+
+def plot_refinements(patch_a, patch_b, offsets_true, steps, figsize=None):
+    """The iterative model's estimate after each refinement step, drawn on patch B.
+
+    Args:
+        patch_a, patch_b: (P, P) uint8, the pair at the size the offsets are in.
+        offsets_true: (8,) true offsets, pixels.
+        steps: (K, 8) offsets after each of the K steps (the model's ``(B, K, 8)`` output for one
+            pair, times ``rho``, in pixels of the same patches).
+
+    Returns:
+        a Figure with 2 axes: patch A with its square; patch B with A's square mapped by the true
+        ``H_ab`` (green) and by each step's estimate (dashed, light to dark), the titles giving each
+        step's mean corner error.
+    """
+    patch_a, patch_b = np.asarray(patch_a), np.asarray(patch_b)
+    steps = np.asarray(steps, np.float64).reshape(-1, 8)
+    size = patch_a.shape[0]
+    square = patch_corners(size)
+    figure = Figure(figsize=figsize or (9, 4.4), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    _show_gray(left, patch_a, "patch A")
+    _quad(left, square, SQUARE_COLOR, "patch A")
+    _show_gray(right, patch_b, "patch B: each step's estimate")
+    true_quad = warp_points(offsets_to_homography(np.asarray(offsets_true, np.float64).reshape(8), size), square)
+    quads = [true_quad]
+    colors = matplotlib.colormaps["autumn_r"](np.linspace(0.25, 1.0, len(steps)))
+    errors = []
+    for index, (offsets, color) in enumerate(zip(steps, colors)):
+        quad = warp_points(offsets_to_homography(offsets, size), square)
+        quads.append(quad)
+        errors.append(float(np.sqrt(((offsets - np.asarray(offsets_true, np.float64).reshape(8)).reshape(4, 2) ** 2)
+                                    .sum(axis=1)).mean()))
+        _quad(right, quad, color, f"step {index + 1}: {errors[-1]:.2f} px", "--")
+    _quad(right, true_quad, TRUE_COLOR, "ground truth")
+    _fit_view(right, patch_b.shape, *quads)
+    right.legend(loc="lower right", fontsize="x-small")
+    figure.suptitle(f"corner error by step: {' > '.join(f'{e:.1f}' for e in errors)} px")
+    return figure
+
+
+def plot_mosaic(image_a, image_b, h_ab, figsize=None):
+    """A mosaic of two images by a homography: B drawn into A's frame on one canvas.
+
+    ``h_ab`` maps a point of A to the point of B showing the same content (the toolkit's
+    convention), so B is warped by ``inv(h_ab)``. The canvas holds all of A and all of warped B;
+    where both cover it, the mean of the two is shown, so a wrong homography shows as doubled edges.
+
+    Args:
+        image_a, image_b: (H, W) uint8 grayscale images (sizes may differ).
+        h_ab: (3, 3) homography.
+
+    Returns:
+        a Figure with 1 axes.
+    """
+    image_a, image_b = np.asarray(image_a), np.asarray(image_b)
+    to_a = np.linalg.inv(np.asarray(h_ab, np.float64))
+    height_b, width_b = image_b.shape[:2]
+    height_a, width_a = image_a.shape[:2]
+    corners = np.vstack([patch_corners((width_a, height_a)), warp_points(to_a, patch_corners((width_b, height_b)))])
+    low = np.floor(corners.min(axis=0))
+    high = np.ceil(corners.max(axis=0))
+    size = high - low
+    if not np.all(np.isfinite(size)) or size.prod() > 64e6:
+        raise ValueError(f"plot_mosaic: the homography sends B {size.tolist()} px wide: not a mosaic to draw")
+    shift = np.array([[1.0, 0.0, -low[0]], [0.0, 1.0, -low[1]], [0.0, 0.0, 1.0]])
+    canvas = (int(size[0]), int(size[1]))
+    warped_a = cv2.warpPerspective(image_a.astype(np.float32), shift, canvas)
+    mask_a = cv2.warpPerspective(np.ones_like(image_a, np.float32), shift, canvas)
+    warped_b = cv2.warpPerspective(image_b.astype(np.float32), shift @ to_a, canvas)
+    mask_b = cv2.warpPerspective(np.ones_like(image_b, np.float32), shift @ to_a, canvas)
+    weight = mask_a + mask_b
+    mosaic = np.where(weight > 0, (warped_a * mask_a + warped_b * mask_b) / np.maximum(weight, 1e-6), 0)
+    figure = Figure(figsize=figsize or (7, 7 * canvas[1] / max(canvas[0], 1) + 0.6), layout="constrained")
+    ax = figure.subplots()
+    _show_gray(ax, mosaic.astype(np.uint8), "mosaic: B drawn into A's frame")
+    _quad(ax, patch_corners((width_a, height_a)) - low, SQUARE_COLOR, "image A")
+    _quad(ax, warp_points(shift @ to_a, patch_corners((width_b, height_b))), TRUE_COLOR, "image B")
+    ax.legend(loc="lower right", fontsize="small")
     return figure
 
 

@@ -184,3 +184,21 @@ def test_every_experiment_notebook_has_its_script_and_committed_result():
         assert result.experiment == name.group(1) and result.budget == "full"
         assert {run.name for run in experiment_runs(result.experiment, "full")} == set(result.runs) | set(result.skipped)
         assert cv2.imread(str(root / "experiments" / "results" / f"{script.stem}.png")) is not None
+
+
+@pytest.mark.slow
+def test_runs_of_each_rho_train_on_archives_made_for_it(tmp_path):
+    from hnet_keras.data.generate import generate_dataset
+
+    runs = experiment_runs("rho", "live", steps=2)
+    for run in runs:
+        generate_dataset(tmp_path / f"pairs_rho{run.preset.rho}", embedded_photo_paths("train")[:4], pairs_per_image=8,
+                         config=run.preset.synthesis, progress=False)
+    result = run_experiment("rho", "live", folder=tmp_path / "runs", data=str(tmp_path / "pairs_rho{rho}"), steps=2,
+                            pairs=4, progress=False, shipped=False)
+    assert list(result.runs) == [run.name for run in runs] and all(r["steps"] == [1, 2] for r in result.runs.values())
+    assert "shipped" not in result.runs["rho 20"]
+    # One folder for every rho: the first run whose rho it was not made for is refused, naming the manifest.
+    with pytest.raises(ValueError, match=r"pairs_rho8.manifest.json: these archives hold rho 8"):
+        run_experiment("rho", "live", folder=tmp_path / "runs2", data=str(tmp_path / "pairs_rho8"), steps=2, pairs=4,
+                       progress=False, shipped=False)

@@ -152,3 +152,36 @@ def test_robustness_plot(tmp_path):
     figure = plots.plot_robustness(report)
     assert len(figure.axes) == 2 and [len(ax.lines) for ax in figure.axes] == [2, 2]
     _saved(figure, tmp_path)
+
+
+def test_refinement_steps_are_drawn_with_their_errors():
+    from hnet_keras.plots import plot_refinements
+
+    rng = np.random.default_rng(0)
+    patch = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    true = np.array([4.0, -3, 2, 5, -6, 1, 3, 3])
+    steps = np.stack([true * f for f in (0.0, 0.5, 0.9)])
+    figure = plot_refinements(patch, patch, true, steps)
+    right = figure.axes[1]
+    labels = [line.get_label() for line in right.lines]
+    # errors of each step: the mean corner length of what is left
+    left_over = [np.sqrt(((true * (1 - f)).reshape(4, 2) ** 2).sum(axis=1)).mean() for f in (0.0, 0.5, 0.9)]
+    assert labels == [f"step {i + 1}: {e:.2f} px" for i, e in enumerate(left_over)] + ["ground truth"]
+    assert figure._suptitle.get_text().startswith("corner error by step: ")
+
+
+def test_a_mosaic_puts_b_back_where_a_shows_it():
+    from hnet_keras.plots import plot_mosaic
+
+    rng = np.random.default_rng(1)
+    image_a = (cv2.resize(rng.random((12, 16)).astype(np.float32), (160, 120)) * 255).astype(np.uint8)
+    h_ab = np.array([[1.0, 0.0, -40.0], [0.0, 1.0, -10.0], [0.0, 0.0, 1.0]])  # B shows A shifted left and up
+    image_b = cv2.warpPerspective(image_a, h_ab, (160, 120))
+    figure = plot_mosaic(image_a, image_b, h_ab)
+    mosaic = figure.axes[0].images[0].get_array()
+    # B's frame lands at (40, 10) in A's: the canvas spans both, and where B shows A's content the
+    # blend equals A (a pixel of border aside, lost to interpolation).
+    assert mosaic.shape == (130, 200)
+    assert np.abs(mosaic[12:118, 42:158].astype(int) - image_a[12:118, 42:158].astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="not a mosaic"):
+        plot_mosaic(image_a, image_b, np.array([[1e-9, 0, 0], [0, 1e-9, 0], [0, 0, 1.0]]))
