@@ -1,11 +1,13 @@
 """Experiments: named sets of training runs, each scored against the identity on held-out pairs.
 
-One definition serves three budgets (:data:`BUDGETS`):
+One definition serves four budgets (:data:`BUDGETS`):
 
 * ``"live"``: what a notebook trains while a student watches, about two minutes on a
   laptop CPU, on the photos embedded in scikit-image;
 * ``"full"``: the same runs, longer, on a folder of photos; ``experiments/*.py`` run it and
   commit its JSON and figure, which the notebooks plot beside their live run;
+* ``"gpu"``: the paper's sizes and models with AdamW for 6,000 steps of 64 pairs, on pairs made
+  on the fly from a folder of photos: 10-20 minutes on one GPU (an estimate);
 * ``"paper"``: the paper's recipe (SGD, 90,000 iterations of 64 pairs, 128 px patches,
   rho 32) on MS-COCO archives (``download-coco`` then ``make-dataset``), checkpointed every
   epoch and resumed when run again; then scored on the paper's test protocol. A GPU's work.
@@ -259,6 +261,14 @@ class ExperimentResult:
                 points["shipped"] = {method: (seen, score["mace"] / first["identity"])
                                      for method, score in shipped["methods"].items()}
         return points
+
+    def subset(self, names):
+        """The same result with only the runs (and skipped runs) named, e.g. to print apart the one
+        whose outcome depends on the machine (a download)."""
+        names = list(names)
+        return dataclasses.replace(self, runs={n: r for n, r in self.runs.items() if n in names},
+                                   skipped={n: r for n, r in self.skipped.items() if n in names},
+                                   models={n: m for n, m in self.models.items() if n in names})
 
     def describe(self):
         """Where the numbers come from: pairs, photos and scale."""

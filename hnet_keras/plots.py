@@ -408,7 +408,7 @@ def plot_experiment(*sources, figsize=None):
                            label=f"{best['label']} (best classical)" if not drawn else None)
                 drawn.add(best["mace"])
         minutes = max(run["seconds"] for run in experiment["runs"].values()) / 60
-        title = {"live": "live run", "full": "longer CPU run", "paper": "paper's recipe"}.get(experiment["budget"],
+        title = {"live": "live run", "full": "longer CPU run", "gpu": "GPU run", "paper": "paper's recipe"}.get(experiment["budget"],
                                                                                             experiment["budget"])
         ax.set_title(f"{title}: {minutes:.1f} min a run", fontsize="medium")
         ax.set_xlabel("training steps")

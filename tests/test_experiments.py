@@ -62,7 +62,23 @@ def test_every_experiment_builds_at_every_budget():
     with pytest.raises(ValueError, match="experiment must be one of"):
         experiment_runs("dropout")
     with pytest.raises(ValueError, match="budget must be one of"):
-        experiment_runs("regression", "gpu")
+        experiment_runs("regression", "tpu")
+
+
+def test_gpu_settings_are_the_papers_sizes_with_adamw():
+    for experiment in EXPERIMENTS:
+        for run in experiment_runs(experiment, "gpu"):
+            preset = run.preset
+            assert preset.iterations == 6000
+            if experiment == "iterative":
+                assert (preset.input_size, preset.patch_size, preset.rho) == (64, 128, 16)
+                continue
+            assert (preset.input_size, preset.batch_size, preset.optimizer) == (128, 64, "adamw")
+            assert preset.width == 1.0 and preset.synthesis.patch_size == 128
+    rhos = [run.preset.rho for run in experiment_runs("rho", "gpu")]
+    assert rhos == [20, 32, 40]
+    ablation = {(run.preset.dropout, run.preset.batchnorm) for run in experiment_runs("ablation", "gpu")}
+    assert len(ablation) == 4
 
 
 def test_paper_settings_are_the_papers_recipe():
@@ -137,6 +153,8 @@ def test_run_experiment_records_a_curve_resumes_and_saves(tmp_path, monkeypatch)
     budget = plot_budget({"live": result}, PAPER_BUDGET)
     assert budget.axes[0].get_xscale() == "log"
     assert [line.get_label() for line in budget.axes[0].lines if line.get_marker() == "D"] == list(PAPER_BUDGET)
+
+    assert result.subset(["regression"]) == result and result.subset([]).runs == {}
 
     path = result.save(tmp_path / "result.json")
     assert ExperimentResult.load(path) == result
