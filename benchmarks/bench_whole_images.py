@@ -17,9 +17,15 @@ pair by pair alternating the two methods after one untimed warm-up (the network'
 (network + ECC) over SIFT + RANSAC's at full resolution on the same pairs; the estimate's
 time is split into the network's passes and the refinement (ECC and the alignment scores), and
 ``batched_estimate_ms_per_pair`` is the time per pair of all of them at once
-(:func:`~hnet_keras.estimators.predict.estimate_homographies`). ``--quick`` runs a few pairs of
-each part (seconds; CI runs it). Human-readable lines go to stderr; the last line of stdout is
-one JSON object.
+(:func:`~hnet_keras.estimators.predict.estimate_homographies`).
+
+Classes of real difficulty (:mod:`hnet_keras.scoring.difficulty`: zoom + rotation up to 60 degrees
+and 0.5-2x, viewpoint up to 50 degrees, blur, illumination, JPEG, no motion; each at 4 levels),
+``--class-pairs`` pairs each (default 100) from the same test photos at 640x480: acc@1/3/5 px and
+ms/pair per class for identity, ORB, SIFT, ECC, the network, ``network+ecc`` and the default with
+large-motion hypotheses (``network+ecc+hypotheses``), in the JSON's ``classes``; ``--figure PATH``
+draws acc@3 per class. ``--quick`` runs a few pairs of each part (seconds; CI runs it).
+Human-readable lines go to stderr; the last line of stdout is one JSON object.
 """
 
 import argparse
@@ -50,9 +56,11 @@ from hnet_keras.estimators.predict import (  # noqa: E402
     estimate_homography,
 )
 from hnet_keras.estimators.refine import align_images  # noqa: E402
+from hnet_keras.scoring.difficulty import CLASSES, write_class_pairs  # noqa: E402
 from hnet_keras.scoring.real_pairs import evaluate_real_pairs, load_real_pairs, write_hpatches_sequence  # noqa: E402
 
 SIZE, MAX_SHIFT = (640, 480), 0.2
+CLASS_METHODS = ["identity", "orb_ransac", "sift_ransac", "ecc", "network", "network+ecc", "network+ecc+hypotheses"]
 TIMING_SIZE = (900, 600)
 
 
@@ -65,11 +73,16 @@ def main():
     parser.add_argument("--checkpoint", default=None, help="network checkpoint (default: the shipped one)")
     parser.add_argument("--methods", nargs="+", default=["identity", "orb_ransac", "sift_ransac", "network",
                                                           "network+ecc"])
+    parser.add_argument("--class-pairs", type=int, default=None, help="pairs per class of difficulty "
+                                                                       "(default 100, --quick 1; 0 skips them)")
+    parser.add_argument("--class-methods", nargs="+", default=CLASS_METHODS)
+    parser.add_argument("--figure", default=None, help="write the acc@3-by-class figure here (.png)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few pairs of each part, for a smoke run (seconds)")
     args = parser.parse_args()
     pairs = args.pairs or (3 if args.quick else 100)
     timing_pairs = args.timing_pairs or (3 if args.quick else 20)
+    class_pairs = args.class_pairs if args.class_pairs is not None else (1 if args.quick else 100)
     if pairs < 1 or timing_pairs < 1:
         parser.error("--pairs and --timing-pairs must be at least 1")
     photos = split_images(list_images(args.images))["test"] if args.images else embedded_photo_paths("test")
@@ -89,6 +102,7 @@ def main():
             result = evaluate_real_pairs(load_real_pairs(folder), methods=args.methods, model=model, network_rho=rho,
                                          max_side=None, progress=False)
         timing = _time_full_resolution(model, rho, photos, timing_pairs, args.seed, augmentation, folder)
+        classes = _classes(model, rho, photos, class_pairs, args.class_methods, args.seed, Path(folder) / "classes")
     print(result.table(), file=sys.stderr)
     print(f"{TIMING_SIZE[0]}x{TIMING_SIZE[1]}: estimate {timing['estimate_ms_per_pair']:.0f} ms/pair (network "
           f"{timing['estimate_network_ms']:.0f}, refinement {timing['estimate_refine_ms']:.0f}), SIFT + RANSAC "
@@ -98,7 +112,32 @@ def main():
                       **{f"{name}_{key}": round(float(value), 4) for name, figures in summary.items()
                          for key, value in figures.items() if key in ("score_1px", "score_3px", "score_5px",
                                                                       "mace", "median", "ms_per_pair")},
-                      "timing_image_size": list(TIMING_SIZE), **timing}))
+                      "timing_image_size": list(TIMING_SIZE), **timing, "class_pairs": class_pairs,
+                      "classes": classes}))
+    if args.figure and classes:
+        from hnet_keras.plots import plot_accuracy_by_class, save_figure
+
+        save_figure(plot_accuracy_by_class(classes), args.figure)
+
+
+def _classes(model, rho, photos, count, methods, seed, folder):
+    """Per class of difficulty, per method: acc@1/3/5 px, mean corner distance and ms/pair."""
+    if count < 1:
+        return {}
+    images = [image for image in (_photo(photos, index, SIZE) for index in range(min(count, len(photos))))
+              if image is not None]
+    scores = {}
+    for kind in CLASSES:
+        write_class_pairs(folder / kind, images, kind, count, seed=seed, size=SIZE)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EstimateWarning)  # untrusted answers are scored like any other
+            result = evaluate_real_pairs(load_real_pairs(folder / kind), methods=methods, model=model,
+                                         network_rho=rho, max_side=None, progress=False)
+        print(f"{kind} ({count} pairs):\n{result.table()}", file=sys.stderr)
+        scores[kind] = {name: {key: round(float(value), 4) for key, value in figures.items()
+                               if key in ("score_1px", "score_3px", "score_5px", "mace", "ms_per_pair")}
+                        for name, figures in result.summary().items()}
+    return scores
 
 
 def _photo(photos, index, size):

@@ -33,6 +33,7 @@ __all__ = [
     "plot_experiment",
     "plot_budget",
     "plot_refinements",
+    "plot_accuracy_by_class",
     "plot_mosaic",
     "save_figure",
     "save_evaluation_figures",
@@ -459,6 +460,37 @@ def plot_budget(sources, reference=None, figsize=None):
     ax.set_title("error against training budget")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="x-small", loc="upper right")
+    return figure
+
+
+def plot_accuracy_by_class(scores, key="score_3px", figsize=None):
+    """Grouped bars: one group per class of pairs, one bar per method (e.g. acc@3 px).
+
+    Args:
+        scores: ``{class: {method: {key: value, ...}}}`` (e.g. the ``classes`` of
+            ``benchmarks/bench_whole_images.py``'s JSON, or per class an Evaluation's summary).
+        key: the figure drawn, a share in [0, 1].
+
+    Returns:
+        a Figure with 1 axes.
+    """
+    classes = list(scores)
+    methods = list(dict.fromkeys(method for per_class in scores.values() for method in per_class))
+    figure = Figure(figsize=figsize or (max(7, 1.3 * len(classes) * max(1, len(methods)) / 3), 4.2),
+                    layout="constrained")
+    ax = figure.subplots()
+    width = 0.8 / max(1, len(methods))
+    for index, method in enumerate(methods):
+        values = [scores[c].get(method, {}).get(key, np.nan) for c in classes]
+        ax.bar(np.arange(len(classes)) + (index - (len(methods) - 1) / 2) * width, values, width, label=method,
+               color=f"C{index % 10}")
+    ax.set_xticks(range(len(classes)), [c.replace("_", " ") for c in classes])
+    ax.set_ylim(0, 1.05)
+    threshold = key.replace("score_", "").replace("px", " px")
+    ax.set_ylabel(f"share of pairs within {threshold}")
+    ax.set_title(f"accuracy at {threshold}, by class of pairs")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="x-small", ncols=2)
     return figure
 
 

@@ -185,3 +185,12 @@ def test_a_mosaic_puts_b_back_where_a_shows_it():
     assert np.abs(mosaic[12:118, 42:158].astype(int) - image_a[12:118, 42:158].astype(int)).max() <= 1
     with pytest.raises(ValueError, match="not a mosaic"):
         plot_mosaic(image_a, image_b, np.array([[1e-9, 0, 0], [0, 1e-9, 0], [0, 0, 1.0]]))
+
+
+def test_accuracy_by_class_draws_one_bar_per_method_and_class():
+    scores = {"blur": {"sift": {"score_3px": 0.5}, "net": {"score_3px": 1.0}},
+              "jpeg": {"sift": {"score_3px": 0.25}, "net": {"score_3px": 0.75}}}
+    figure = plots.plot_accuracy_by_class(scores)
+    bars = figure.axes[0].patches
+    assert sorted(bar.get_height() for bar in bars) == [0.25, 0.5, 0.75, 1.0]
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["blur", "jpeg"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..estimators.methods import DEFAULT_BASELINES, LEARNED_FEATURES, METHOD_CHOICES, NETWORK_METHODS
+from ..estimators.methods import DEFAULT_BASELINES, HYPOTHESES_METHOD, LEARNED_FEATURES, METHOD_CHOICES, NETWORK_METHODS
 from ..nets.checkpoint import check_rho, load_checkpoint, shipped_checkpoint
 from ..scoring.evaluation import DEFAULT_PAIRS, PROTOCOLS, evaluate, load_test_set
 from ..scoring.real_pairs import (
@@ -43,7 +43,8 @@ def _checkpoint_and_methods(args):
 
 def network_wanted(args):
     """Whether the methods of ``evaluate`` or ``evaluate-pairs`` include a network (so Keras loads)."""
-    return bool(set(NETWORK_METHODS + tuple(LEARNED_FEATURES)) & set(_checkpoint_and_methods(args)[1]))
+    return bool(set(NETWORK_METHODS + (HYPOTHESES_METHOD,) + tuple(LEARNED_FEATURES))
+                & set(_checkpoint_and_methods(args)[1]))
 
 
 def methods_from_args(args):
@@ -56,7 +57,7 @@ def methods_from_args(args):
     if args.network_rho is not None:
         check_rho(args.network_rho, "--network-rho")
     checkpoint, methods = _checkpoint_and_methods(args)
-    if not set(NETWORK_METHODS) & set(methods):
+    if not set(NETWORK_METHODS + (HYPOTHESES_METHOD,)) & set(methods):
         return methods, None, None
     if checkpoint is None:
         raise ValueError("the network methods need --checkpoint PATH (no shipped checkpoint found)")

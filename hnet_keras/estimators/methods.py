@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_BASELINES",
     "METHOD_CHOICES",
     "NETWORK_METHODS",
+    "HYPOTHESES_METHOD",
     "LEARNED_FEATURES",
     "NetworkMethod",
     "RefinedNetworkMethod",
@@ -65,11 +66,16 @@ DEFAULT_BASELINES = tuple(name for name in BASELINES if name != "akaze_ransac" o
 NETWORK_METHODS = ("network", "network+ecc")
 """The methods that need a model: the network alone, and refined by ECC (the default pipeline)."""
 
+HYPOTHESES_METHOD = "network+ecc+hypotheses"
+"""``network+ecc`` that, on whole images it aligns poorly, also tries large rotations and zooms
+(:func:`~hnet_keras.estimators.predict.estimate_homography` with ``hypotheses``); on patches it is
+``network+ecc``. Asked for by name only (it is slower on pairs that stay unaligned)."""
+
 LEARNED_FEATURES = {"superpoint": SuperPointMethod, "dense_descriptors": DenseDescriptorMethod}
 """Learned keypoints and descriptors matched by RANSAC (:mod:`hnet_keras.features`), each with its
 shipped checkpoint; not in the defaults, since they load Keras: ask for them by name."""
 
-METHOD_CHOICES = tuple(BASELINES) + NETWORK_METHODS + tuple(LEARNED_FEATURES)
+METHOD_CHOICES = tuple(BASELINES) + NETWORK_METHODS + (HYPOTHESES_METHOD,) + tuple(LEARNED_FEATURES)
 
 
 class NetworkMethod(Method):
@@ -136,13 +142,15 @@ class RefinedNetworkMethod(NetworkMethod):
     A pair's time is its share of the network's batch plus its refinement.
     """
 
-    def __init__(self, model, rho, batch_size=64, name="network+ecc", description=None, settings=None):
-        super().__init__(model, rho, batch_size, name,
-                         description or f"HomographyNet + ECC ({getattr(model, 'name', 'model')})")
+    def __init__(self, model, rho, batch_size=64, name="network+ecc", description=None, settings=None,
+                 hypotheses=False):
+        default = f"HomographyNet + ECC{' + hypotheses' if hypotheses else ''} ({getattr(model, 'name', 'model')})"
+        super().__init__(model, rho, batch_size, name, description or default)
         self.settings = settings or ECCSettings()
+        self.hypotheses = hypotheses
 
     def homography(self, image_a, image_b):
-        return estimate_homography(self.model, image_a, image_b, rho=self.rho)
+        return estimate_homography(self.model, image_a, image_b, rho=self.rho, hypotheses=self.hypotheses)
 
     def refine(self, patch_a, patch_b, offsets):
         """``(offsets, reason)``: the network's ``offsets`` refined (reason ``None``), or kept with
@@ -185,6 +193,8 @@ def network_method(model, rho=None, batch_size=64, name="network"):
         model, rho = load_checkpoint(model, rho)
     elif rho is None:
         raise ValueError("the 'network' method needs the rho its model was trained with (network_rho)")
+    if name == HYPOTHESES_METHOD:
+        return RefinedNetworkMethod(model, rho=rho, batch_size=batch_size, name=name, hypotheses=True)
     kind = RefinedNetworkMethod if name == "network+ecc" else NetworkMethod
     return kind(model, rho=rho, batch_size=batch_size, name=name)
 
@@ -201,7 +211,7 @@ def get_method(name, model=None, rho=None, batch_size=64):
         return model
     if isinstance(name, Method):
         return name
-    if name in NETWORK_METHODS:
+    if name in NETWORK_METHODS + (HYPOTHESES_METHOD,):
         if model is None:
             raise ValueError(f"the {name!r} method needs a model: pass a Keras model or --checkpoint PATH")
         return network_method(model, rho=rho, batch_size=batch_size, name=name)

@@ -63,6 +63,7 @@ __all__ = [
     "load_oxford_sequence",
     "load_real_pairs",
     "write_hpatches_sequence",
+    "write_ppm",
     "estimate_full_homography",
     "corner_distance",
     "evaluate_real_pairs",
@@ -257,7 +258,7 @@ def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0, augm
     height, width = image.shape[:2]
     corners = patch_corners((width, height)).astype(np.float32)
     rng = np.random.default_rng(seed)
-    _write_image(folder / "1.ppm", image)
+    write_ppm(folder / "1.ppm", image)
     for k in range(2, count + 1):
         moves = rng.uniform(-max_shift, max_shift, (4, 2)) * (width, height)
         h_1k = cv2.getPerspectiveTransform(corners, (corners + moves).astype(np.float32))
@@ -265,12 +266,12 @@ def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0, augm
         if augmentation is not None:
             warped = augment_patch(warped if warped.ndim == 2 else cv2.cvtColor(warped, cv2.COLOR_BGR2GRAY),
                                    rng, augmentation)
-        _write_image(folder / f"{k}.ppm", warped)
+        write_ppm(folder / f"{k}.ppm", warped)
         np.savetxt(folder / f"H_1_{k}", h_1k / h_1k[2, 2])
     return folder
 
 
-def _write_image(path, image):
+def write_ppm(path, image):
     """Write an image as PPM (HPatches' format: colour, so grayscale is repeated)."""
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
