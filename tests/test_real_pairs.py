@@ -1,3 +1,4 @@
+import csv
 import json
 
 import cv2
@@ -219,3 +220,34 @@ def test_cli_evaluate_pairs_runs_the_learned_features_offline_beside_the_baselin
     assert set(methods) == {"orb_ransac", "sift_ransac", "superpoint", "dense_descriptors"}
     for name in ("superpoint", "dense_descriptors"):  # shipped checkpoints, each scored on the same pairs
         assert 0.0 <= methods[name]["score_3px"] <= 1.0 and methods[name]["failures"] < 4, (name, methods[name])
+
+
+@pytest.mark.slow
+def test_evaluate_pairs_writes_which_candidate_the_default_kept(tmp_path):
+    from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+    from hnet_keras.scoring.difficulty import write_class_pairs
+    from hnet_keras.scoring.real_pairs import write_ppm
+
+    photo, _ = read_grayscale(embedded_photo_paths("test")[1])
+    write_class_pairs(tmp_path / "pairs", [photo], "zoom_rotation", 4, seed=0, size=(320, 240))
+    write_class_pairs(tmp_path / "pairs", [photo], "no_motion", 1, seed=0, size=(320, 240))
+    # Turned by 150 degrees: beyond what the network's own start can explain.
+    image = cv2.resize(photo, (320, 240), interpolation=cv2.INTER_AREA)
+    turned = cv2.getRotationMatrix2D((160, 120), 150, 1.0)
+    h_ab = np.vstack([turned, [0.0, 0.0, 1.0]])
+    (tmp_path / "pairs" / "turned").mkdir()
+    write_ppm(tmp_path / "pairs" / "turned" / "1.ppm", image)
+    write_ppm(tmp_path / "pairs" / "turned" / "2.ppm", cv2.warpPerspective(image, h_ab, (320, 240)))
+    np.savetxt(tmp_path / "pairs" / "turned" / "H_1_2", h_ab)
+    csv_path = tmp_path / "scores.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate-pairs", str(tmp_path / "pairs"), "--methods", "sift_ransac", "network+ecc+hypotheses",
+              "--csv", str(csv_path), "--json", str(tmp_path / "scores.json"), "--no-progress", "--max-side", "0"])
+    assert exit_info.value.code == 0
+    rows = list(csv.DictReader(csv_path.open()))
+    chosen = {row["index"].split("/")[0]: row["chosen"] for row in rows if row["method"] == "network+ecc+hypotheses"}
+    assert len(chosen) == 6 and all(row["chosen"] == "" for row in rows if row["method"] == "sift_ransac")
+    assert {choice.split(" (")[0] for choice in chosen.values()} <= {"refined", "start", "identity", "hypothesis"}
+    assert chosen["turned"].startswith("hypothesis (") and chosen["turned"].endswith(" deg, zoom 1)")
+    errors = {row["index"].split("/")[0]: float(row["mace"]) for row in rows if row["method"] == "network+ecc+hypotheses"}
+    assert errors["turned"] < 3.0

@@ -148,9 +148,19 @@ class RefinedNetworkMethod(NetworkMethod):
         super().__init__(model, rho, batch_size, name, description or default)
         self.settings = settings or ECCSettings()
         self.hypotheses = hypotheses
+        self.last_choice = None
+        """The candidate the last :meth:`homography` kept: ``refined``, ``start`` (the network's),
+        ``identity`` or ``hypothesis (angle, zoom)``."""
 
     def homography(self, image_a, image_b):
-        return estimate_homography(self.model, image_a, image_b, rho=self.rho, hypotheses=self.hypotheses)
+        """The whole-image pipeline; :attr:`last_choice` then says which candidate it kept."""
+        self.last_choice = None
+        h_ab, info = estimate_homography(self.model, image_a, image_b, rho=self.rho, hypotheses=self.hypotheses,
+                                         details=True)
+        hypothesis = info.get("hypothesis")
+        self.last_choice = info["chosen"] + (
+            f" ({hypothesis['angle']:g} deg, zoom {hypothesis['scale']:g})" if hypothesis else "")
+        return h_ab
 
     def refine(self, patch_a, patch_b, offsets):
         """``(offsets, reason)``: the network's ``offsets`` refined (reason ``None``), or kept with

@@ -197,6 +197,8 @@ class Evaluation:
             reported in the JSON.
         title: the table's first line.
         pairs: the (N, P, P, 2) pairs, kept for the example figures.
+        choices: per method name that reports one (the whole-image pipelines), the candidate it
+            kept on each pair.
     """
 
     errors: dict = field(default_factory=dict)
@@ -211,14 +213,18 @@ class Evaluation:
     context: dict = field(default_factory=dict)
     title: str = ""
     pairs: np.ndarray | None = field(default=None, repr=False)
+    choices: dict = field(default_factory=dict)
 
     @property
     def methods(self):
         return list(self.errors)
 
-    def add(self, method, errors, failed, ms, reasons=(), predictions=None):
+    def add(self, method, errors, failed, ms, reasons=(), predictions=None, choices=None):
         """Record one method's per-pair results; ``reasons`` are its per-pair failure reasons
-        (``None`` where it did not fail)."""
+        (``None`` where it did not fail); ``choices``, the candidate a pipeline kept on each pair
+        (written in the CSV's ``chosen`` column)."""
+        if choices is not None:
+            self.choices[method.name] = list(choices)
         self.errors[method.name] = np.asarray(errors, np.float64)
         self.failed[method.name] = np.asarray(failed, bool)
         self.ms[method.name] = np.asarray(ms, np.float64)
@@ -285,6 +291,7 @@ class Evaluation:
             + (["err_tl", "err_tr", "err_br", "err_bl"] if corners else [])
             + ([f"true_{i}" for i in range(8)] if self.offsets is not None else [])
             + ([f"pred_{i}" for i in range(8)] if self.predictions else [])
+            + (["chosen"] if self.choices else [])
         )
         for name, errors in self.errors.items():
             for i, error in enumerate(errors):
@@ -294,6 +301,7 @@ class Evaluation:
                     + ([f"{e:.6f}" for e in error] if corners else [])
                     + ([f"{v:g}" for v in self.offsets[i]] if self.offsets is not None else [])
                     + ([f"{v:.6f}" for v in self.predictions[name][i]] if name in self.predictions else [])
+                    + ([(self.choices.get(name) or [""] * len(errors))[i] or ""] if self.choices else [])
                 )
         return buffer.getvalue()
 

@@ -369,7 +369,8 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
             size = (image_a.shape[1], image_a.shape[0])
             for method in resolved:
                 h, reason, ms = estimate_full_homography(method, image_a, image_b, max_side)
-                rows[method.name].append((corner_distance(h, pair.homography, size), reason, ms))
+                rows[method.name].append((corner_distance(h, pair.homography, size), reason, ms,
+                                          getattr(method, "last_choice", None)))
                 bar.update(1)
     if skipped and len(skipped) == len(pairs):
         raise ValueError(f"none of the {len(pairs)} pairs could be read, e.g. {skipped[0]['reason']}")
@@ -379,6 +380,8 @@ def evaluate_real_pairs(pairs, methods=None, model=None, max_side=REAL_PAIRS_MAX
     result = Evaluation(names=names, thresholds=tuple(thresholds), context=context,
                         title=f"{title}, baselines at max side {max_side}")
     for method in resolved:
-        errors, reasons, ms = zip(*rows[method.name]) if rows[method.name] else ((), (), ())
-        result.add(method, errors, [reason is not None for reason in reasons], ms, reasons)
+        errors, reasons, ms, choices = zip(*rows[method.name]) if rows[method.name] else ((), (), (), ())
+        reported = hasattr(method, "last_choice")  # the whole-image pipelines say which candidate they kept
+        result.add(method, errors, [reason is not None for reason in reasons], ms, reasons,
+                   choices=choices if reported else None)
     return result
