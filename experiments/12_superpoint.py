@@ -1,4 +1,4 @@
-"""Notebook 12's pipeline at full length, stage by stage (each resumable; run them in order):
+"""Notebook 12's pipeline as the longer CPU run, stage by stage (each resumable; run them in order):
 
     python experiments/12_superpoint.py magicpoint                        # slim MagicPoint on synthetic shapes
     python experiments/12_superpoint.py adapt --photos ../shared/photos   # pseudo labels on 250 training photos
