@@ -267,14 +267,15 @@ class Evaluation:
         return report
 
     def table(self):
-        """A readable text table of the summary, one method per row."""
+        """A readable text table of the summary, one method per row (``± SE``: the standard error
+        of its MACE over the pairs)."""
         scores = [f"score_{t:g}px" for t in self.thresholds]
         rows = [
-            (s["label"], [f"{s['mace']:.2f}", f"{s['median']:.2f}", f"{s['p90']:.2f}"]
+            (s["label"], [f"{s['mace']:.2f}", f"{s['standard_error']:.2f}", f"{s['median']:.2f}", f"{s['p90']:.2f}"]
              + [f"{s[k]:.3f}" for k in scores] + [f"{100 * s['failure_rate']:.1f}", f"{s['ms_per_pair']:.2f}"])
             for s in self.summary().values()
         ]
-        columns = ["MACE", "median", "p90"] + [f"@{t:g}px" for t in self.thresholds] + ["fail %", "ms/pair"]
+        columns = ["MACE", "± SE", "median", "p90"] + [f"@{t:g}px" for t in self.thresholds] + ["fail %", "ms/pair"]
         text = format_table("method", columns, rows, title=self.title)
         if self.context.get("protocol") == "paper":
             text += "\nDeTone et al. (2016), MACE on this protocol: " + ", ".join(

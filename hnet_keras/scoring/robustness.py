@@ -133,7 +133,7 @@ def robustness_sweep(
     Returns:
         a JSON-able dict: ``seed``, ``pairs``, ``methods``, ``labels`` and
         ``perturbations``: kind -> ``{"levels", "unit", "mace": {method: [...]},
-        "failure_rate": {method: [...]}}``.
+        "standard_error": {method: [...]} (of each MACE, over the pairs), "failure_rate": {method: [...]}}``.
     """
     perturbations = dict(PERTURBATIONS if perturbations is None else perturbations)
     for kind in perturbations:
@@ -154,6 +154,7 @@ def robustness_sweep(
                 "levels": [float(level) for level in levels],
                 "unit": UNITS[kind],
                 "mace": {m.name: [] for m in resolved},
+                "standard_error": {m.name: [] for m in resolved},
                 "failure_rate": {m.name: [] for m in resolved},
             }
             for index, level in enumerate(levels):
@@ -161,6 +162,7 @@ def robustness_sweep(
                 result = evaluate(changed, offsets, resolved, protocol=None, seed=seed, progress=False)
                 for name, figures in result.summary().items():
                     entry["mace"][name].append(figures["mace"])
+                    entry["standard_error"][name].append(figures["standard_error"])
                     entry["failure_rate"][name].append(figures["failure_rate"])
                 bar.update(1)
             report["perturbations"][kind] = entry
@@ -168,11 +170,15 @@ def robustness_sweep(
 
 
 def format_robustness(report, metric="mace"):
-    """A text table per perturbation: one row per method, one column per level."""
+    """A text table per perturbation: one row per method, one column per level (a MACE with its
+    standard error over the pairs, ``v±se``, when the report has them)."""
     tables = []
     for kind, entry in report["perturbations"].items():
-        rows = [(report.get("labels", {}).get(name, name), [f"{v:.2f}" for v in values])
+        errors = entry.get("standard_error", {}) if metric == "mace" else {}
+        rows = [(report.get("labels", {}).get(name, name),
+                 [f"{v:.2f}±{e:.2f}" for v, e in zip(values, errors[name])] if name in errors
+                 else [f"{v:.2f}" for v in values])
                 for name, values in entry[metric].items()]
         tables.append(format_table(f"{kind} ({entry['unit']})", [f"{level:g}" for level in entry["levels"]], rows,
-                                   label_width=34))
+                                   label_width=34, cell_width=13 if errors else 9))
     return "\n\n".join(tables) + "\n"
