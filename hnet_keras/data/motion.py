@@ -36,7 +36,7 @@ import numpy as np
 from ..geometry import patch_corners, warp_points
 from .synthesis import Pair
 
-__all__ = ["Motion", "LARGE_MOTION", "MOTIONS", "sample_motion", "sample_moved_pair", "sample_moved_pairs"]
+__all__ = ["Motion", "LARGE_MOTION", "MOTIONS", "camera_tilt", "sample_motion", "sample_moved_pair", "sample_moved_pairs"]
 
 TRIES = 20
 """Draws of a motion tried before its zoom is brought towards 1 to fit the image."""
@@ -81,16 +81,20 @@ MOTIONS = {"large": LARGE_MOTION}
 """Motions by name (a :class:`~hnet_keras.training.presets.Preset`'s ``motion``)."""
 
 
-def _tilt(angle, direction, focal):
-    """``K R K^-1`` of a camera turned by ``angle`` (radians) about the in-plane axis at ``direction``."""
+def camera_tilt(angle, direction, focal):
+    """The homography of a viewpoint change, in coordinates centred on the image (or patch).
+
+    ``K R K^-1`` of a camera turned by ``angle`` (radians) about the in-plane axis at angle
+    ``direction``, with focal length ``focal`` (pixels), followed by the shift that brings the
+    centre (the origin) back to itself.
+
+    Returns:
+        (3, 3) float64, mapping the origin to the origin.
+    """
     axis = np.array([math.cos(direction), math.sin(direction), 0.0])
     rotation, _ = cv2.Rodrigues(axis * angle)
     k = np.diag([focal, focal, 1.0])
-    return k @ rotation @ np.linalg.inv(k)
-
-
-def _recentred(homography):
-    """``homography`` followed by the shift that brings the origin back to the origin."""
+    homography = k @ rotation @ np.linalg.inv(k)
     centre = warp_points(homography, np.zeros((1, 2)))[0]
     return np.array([[1.0, 0.0, -centre[0]], [0.0, 1.0, -centre[1]], [0.0, 0.0, 1.0]]) @ homography
 
@@ -110,7 +114,7 @@ def sample_motion(rng, size, motion=LARGE_MOTION):
     u = rng.random(7)
     angle = math.radians((2 * u[0] - 1) * motion.max_rotation)
     scale = math.exp(math.log(motion.min_scale) + u[1] * (math.log(motion.max_scale) - math.log(motion.min_scale)))
-    tilt = _recentred(_tilt(math.radians(u[2] * motion.max_tilt), 2 * math.pi * u[3], float(size)))
+    tilt = camera_tilt(math.radians(u[2] * motion.max_tilt), 2 * math.pi * u[3], float(size))
     shift = (2 * u[4:6] - 1) * motion.translation * size
     return _compose(angle, scale, tilt, shift), scale
 

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from ..data import photometric
+from ..data.motion import camera_tilt
 from ..geometry import patch_corners
 from .real_pairs import write_ppm
 
@@ -57,16 +58,6 @@ def _similarity(angle, scale):
     return np.array([[scale * cos, -scale * sin, 0.0], [scale * sin, scale * cos, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _tilt(angle, direction, focal):
-    """``K R K^-1`` of a camera turned by ``angle`` (radians) about the in-plane axis at ``direction``."""
-    rotation, _ = cv2.Rodrigues(np.array([math.cos(direction), math.sin(direction), 0.0]) * angle)
-    k = np.diag([focal, focal, 1.0])
-    recentred = k @ rotation @ np.linalg.inv(k)
-    centre = recentred @ np.array([0.0, 0.0, 1.0])
-    shift = np.array([[1.0, 0.0, -centre[0] / centre[2]], [0.0, 1.0, -centre[1] / centre[2]], [0.0, 0.0, 1.0]])
-    return shift @ recentred
-
-
 def _corner_moves(size, rng, fraction):
     corners = patch_corners(size).astype(np.float32)
     moved = corners + rng.uniform(-fraction, fraction, (4, 2)) * size
@@ -87,7 +78,7 @@ def class_homography(kind, level, size, rng):
         scale = 2.0 ** ((2 * u[2] - 1) * (level + 1) / LEVELS)
         return _about_centre(size, _similarity(angle, scale), shift)
     if kind == "viewpoint":
-        tilt = _tilt(math.radians(12.5 * level + 12.5 * u[0]), 2 * math.pi * u[1], float(size.max()))
+        tilt = camera_tilt(math.radians(12.5 * level + 12.5 * u[0]), 2 * math.pi * u[1], float(size.max()))
         return _about_centre(size, _similarity(math.radians((2 * u[2] - 1) * 10), 1.0) @ tilt, shift)
     if kind == "no_motion":
         return np.eye(3)
