@@ -153,3 +153,20 @@ def test_daisy_and_sift_match_a_real_photo_pair():
         assert "dense" not in table[method]["all"]
     with pytest.raises(ValueError, match="distinct"):
         pck.evaluate_pck([pair], [pck.SiftDescriptors(), pck.SiftDescriptors()], progress=False)
+
+
+def test_superpoint_descriptors_match_a_real_photo_pair_and_keep_their_cells_in_place():
+    from hnet_keras.features.superpoint import SHIPPED_SUPERPOINT, descriptor_map, load_superpoint
+
+    model = load_superpoint()  # the shipped SuperPoint
+    pair = make_pair()
+    describer = pck.SuperPointDescriptors(model)
+    dense = describer.dense(pair.image_a[:101, :99])  # cropped to 96 x 96: cells stay where they were
+    full = descriptor_map(model, pair.image_a[:96, :96])
+    assert dense.descriptors.shape == full.shape == (12, 12, full.shape[-1])
+    assert np.allclose(dense.descriptors, full, atol=1e-5)
+    assert np.allclose(np.linalg.norm(full, axis=-1), 1.0, atol=1e-3)
+    results = pck.evaluate_pck([pair], [describer], points=200, long_side=WIDTH, protocols=("seed",), progress=False)
+    assert pck.pck_table(results)["superpoint"]["all"]["seed"]["5"] > 0.5
+    with pytest.raises(ValueError, match="descriptor head"):
+        descriptor_map(load_superpoint(SHIPPED_SUPERPOINT.with_name("magicpoint.weights.h5")), pair.image_a[:64, :64])

@@ -15,7 +15,9 @@ from pathlib import Path
 from ..fileio import atomic_write_json
 from .arguments import add_run_arguments, non_negative_int, output_file, positive_float, positive_int
 
-DESCRIPTOR_METHODS = ("daisy", "sift", "learned", "learned_space")
+DESCRIPTOR_METHODS = ("daisy", "sift", "superpoint", "learned", "learned_space")
+DEFAULT_DESCRIPTOR_METHODS = ("daisy", "sift", "learned", "learned_space")
+"""SuperPoint's descriptors are scored when asked for (``--methods ... superpoint``): they load a second network."""
 DESCRIPTOR_PROTOCOLS = ("seed", "dense", "homography")
 DESCRIPTOR_PRESET_NAMES = ("descriptors_cpu", "descriptors", "descriptors_smoke")
 
@@ -32,7 +34,7 @@ def register_commands(subparsers):
     evaluate.add_argument("--checkpoint", default=None,
                           help="the descriptor network: a .keras file or a train-descriptors run folder "
                           "(default: the shipped checkpoints/dense_descriptors)")
-    evaluate.add_argument("--methods", nargs="+", choices=DESCRIPTOR_METHODS, default=list(DESCRIPTOR_METHODS),
+    evaluate.add_argument("--methods", nargs="+", choices=DESCRIPTOR_METHODS, default=list(DEFAULT_DESCRIPTOR_METHODS),
                           metavar="METHOD", help=f"methods, from {', '.join(DESCRIPTOR_METHODS)}")
     evaluate.add_argument("--protocols", nargs="+", choices=DESCRIPTOR_PROTOCOLS, default=list(DESCRIPTOR_PROTOCOLS),
                           metavar="PROTOCOL", help=f"protocols, from {', '.join(DESCRIPTOR_PROTOCOLS)}")
@@ -60,6 +62,7 @@ def _run_evaluate(args):
     from ..features import pck  # Keras, only when the command runs
     from ..features.descriptor_space import DEFAULT_SCALES, DescriptorSpace, scale_pairs_used
     from ..features.descriptors import SHIPPED_DESCRIPTORS, load_descriptor_net
+    from ..features.superpoint import load_superpoint
     from ..scoring.real_pairs import load_real_pairs
 
     real = load_real_pairs(args.pairs)
@@ -72,6 +75,7 @@ def _run_evaluate(args):
         learned = pck.LearnedDescriptors(load_descriptor_net(checkpoint))
     scales = tuple(args.scales or DEFAULT_SCALES)
     available = {"daisy": pck.DaisyDescriptors, "sift": pck.SiftDescriptors, "learned": lambda: learned,
+                 "superpoint": lambda: pck.SuperPointDescriptors(load_superpoint()),
                  "learned_space": lambda: DescriptorSpace(learned, scales, name="learned_space")}
     methods = [available[name]() for name in dict.fromkeys(args.methods)]
     start = time.perf_counter()

@@ -51,6 +51,7 @@ from ..geometry import patch_corners, warp_points
 from .descriptors import CELL_CENTRE, STRIDE, describe_image
 from .homographies import inside
 from .matching import normalise_descriptors, ransac_homography
+from .superpoint import descriptor_map
 
 __all__ = [
     "PCK_THRESHOLDS",
@@ -62,6 +63,7 @@ __all__ = [
     "DenseMap",
     "Describer",
     "LearnedDescriptors",
+    "SuperPointDescriptors",
     "DaisyDescriptors",
     "SiftDescriptors",
     "resize_pair",
@@ -200,6 +202,19 @@ class LearnedDescriptors(Describer):
 
     def dense(self, image):
         return DenseMap(describe_image(self.net, image), STRIDE, CELL_CENTRE)
+
+
+class SuperPointDescriptors(Describer):
+    """SuperPoint's descriptor head (:func:`hnet_keras.features.superpoint.descriptor_map`): a stride-8
+    map, sampled bilinearly as the learned network's. The image is cropped to multiples of 8 at
+    its bottom and right, which leaves every cell where it was."""
+
+    def __init__(self, model, name="superpoint"):
+        self.model, self.name = model, name
+
+    def dense(self, image):
+        cropped = image[: image.shape[0] // STRIDE * STRIDE, : image.shape[1] // STRIDE * STRIDE]
+        return DenseMap(descriptor_map(self.model, cropped), STRIDE, CELL_CENTRE)
 
 
 class DaisyDescriptors(Describer):

@@ -65,6 +65,7 @@ __all__ = [
     "nms",
     "detect",
     "describe",
+    "descriptor_map",
     "PhotoPairs",
     "train_superpoint",
     "train_on_labels",
@@ -438,6 +439,18 @@ def describe(model, image, points=None, threshold=0.015, radius=4, top_k=1000, b
         return points, scores, np.zeros((0, descriptor_map.shape[-1]), np.float32)
     sampled = sample_bilinear(descriptor_map, points[None].astype(np.float32), stride=CELL)
     return points, scores, np.asarray(keras.ops.convert_to_numpy(sampled)[0], np.float32)
+
+
+def descriptor_map(model, image):
+    """SuperPoint's dense descriptors of one gray image (cropped to multiples of 8).
+
+    Returns:
+        (H/8, W/8, D) float32 unit descriptors, cell ``(i, j)`` centred at pixel ``(8j + 3.5, 8i + 3.5)``.
+    """
+    outputs = _run(model, image)
+    if len(outputs) < 2:
+        raise ValueError("descriptor_map needs a SuperPoint with a descriptor head, not a MagicPoint")
+    return np.asarray(outputs[1][0], np.float32)
 
 
 # Training data: warped pairs of labelled photos.
