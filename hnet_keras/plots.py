@@ -476,7 +476,7 @@ def plot_accuracy_by_class(scores, key="score_3px", figsize=None):
     """
     classes = list(scores)
     methods = list(dict.fromkeys(method for per_class in scores.values() for method in per_class))
-    figure = Figure(figsize=figsize or (max(7, 1.3 * len(classes) * max(1, len(methods)) / 3), 4.2),
+    figure = Figure(figsize=figsize or (max(7, 0.22 * len(classes) * max(1, len(methods)) + 2), 4.6),
                     layout="constrained")
     ax = figure.subplots()
     width = 0.8 / max(1, len(methods))
@@ -490,7 +490,7 @@ def plot_accuracy_by_class(scores, key="score_3px", figsize=None):
     ax.set_ylabel(f"share of pairs within {threshold}")
     ax.set_title(f"accuracy at {threshold}, by class of pairs")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="x-small", ncols=2)
+    ax.legend(fontsize="x-small", ncols=min(len(methods), 4), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     return figure
 
 
