@@ -15,7 +15,8 @@ scores them again):
   middle half, rotated up to 10 degrees (:func:`hnet_keras.features.descriptor_space.zoom_pairs`).
 
 Methods: DAISY, SIFT, the learned network (``--checkpoint``), its descriptor space (scales 1,
-0.71, 0.5), and the same network untrained (same architecture, seed 0). Protocols and numbers:
+0.71, 0.5), the same network untrained (same architecture, seed 0), and with ``--superpoint``
+SuperPoint's descriptor head (the shipped checkpoints/superpoint). Protocols and numbers:
 :mod:`hnet_keras.features.pck`. The last line of stdout is the JSON written to ``--out``.
 """
 
@@ -41,6 +42,7 @@ from hnet_keras.data.images import list_images, read_grayscale, split_images  # 
 from hnet_keras.features import pck  # noqa: E402
 from hnet_keras.features.descriptor_space import DescriptorSpace, scale_pairs_used, zoom_pairs  # noqa: E402
 from hnet_keras.features.descriptors import build_descriptor_net, load_descriptor_net, net_options  # noqa: E402
+from hnet_keras.features.superpoint import load_superpoint  # noqa: E402
 from hnet_keras.fileio import atomic_write_json  # noqa: E402
 from hnet_keras.scoring.real_pairs import load_real_pairs, write_hpatches_sequence  # noqa: E402
 
@@ -87,6 +89,7 @@ def main():
     parser.add_argument("--baselines-from", default=None,
                         help="a result of this script with the same sets: DAISY, SIFT and the untrained network's rows "
                         "are copied from it instead of run again (they do not depend on --checkpoint)")
+    parser.add_argument("--superpoint", action="store_true", help="also score SuperPoint's descriptors")
     args = parser.parse_args()
     photos = split_images(list_images(args.photos))["test"]
     sets = write_sets(photos, Path(args.folder), args.sequences, args.seed)
@@ -105,6 +108,8 @@ def main():
                 "photos", "sequences", "points", "seed")]:
             raise ValueError(f"{args.baselines_from}: made from other photos, sequences, points or seed")
         methods = [learned, space]
+    if args.superpoint:
+        methods.append(pck.SuperPointDescriptors(load_superpoint()))
     for name, folder in sets.items():
         start = time.perf_counter()
         pairs = [pck.DescriptorPair(p.name, *p.images(), p.homography, pck.sequence_kind(p.name))
