@@ -112,11 +112,10 @@ class HeldOutCurve(keras.callbacks.Callback):
         """
         return _scores(evaluate(*self.held_out_pairs(), list(methods), progress=False), self.preset.synthesis)
 
-    def score_shipped(self):
-        """The shipped model (:func:`~hnet_keras.nets.checkpoint.load_pretrained`), alone and refined by
-        ECC, on the same pairs: ``label``, ``steps``, ``batch_size``, ``seconds`` of its training and
-        ``methods`` (``network``, ``network+ecc``: as :meth:`score_baselines`)."""
-        model, rho = load_pretrained()
+    def score_shipped(self, model, rho):
+        """The shipped model (``model``, ``rho``: :func:`~hnet_keras.nets.checkpoint.load_pretrained`'s),
+        alone and refined by ECC, on the same pairs: ``label``, ``steps``, ``batch_size``, ``seconds``
+        of its training and ``methods`` (``network``, ``network+ecc``: as :meth:`score_baselines`)."""
         training = (read_description(shipped_checkpoint()) or {}).get("training", {})
         evaluation = evaluate(*self.held_out_pairs(), ["network", "network+ecc"], model=model, network_rho=rho,
                               progress=False)
@@ -236,7 +235,7 @@ class ExperimentResult:
             lines.append(f"on the pairs of {name}: {shipped['label']}: alone {alone['mace']:.1f}{_plus_minus(alone)} "
                          f"px, refined by ECC {refined['mace']:.1f}{_plus_minus(refined)} px; {name} "
                          f"{run['final']:.1f}{_plus_minus(run)} px")
-        return "\n".join(dict.fromkeys(lines))
+        return "\n".join(lines)
 
     def budget_points(self):
         """Where each model stands against its training budget, for :func:`hnet_keras.plots.plot_budget`.
@@ -351,6 +350,7 @@ def _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed
     train_images, test_images, source = _images(images)
     result = ExperimentResult(experiment, budget, pairs=pairs, hardware=hardware(), source=source)
     baselines, references = {}, {}  # by the runs' pair recipe: runs on the same pairs share their scores
+    shipped_model = load_pretrained() if shipped else None  # read once, scored on each recipe's pairs
     for index, run in enumerate(experiment_runs(experiment, budget, steps)):
         curve = HeldOutCurve(run.preset, test_images, pairs, seed + 1)
         try:
@@ -371,7 +371,7 @@ def _run_experiment(experiment, budget, folder, images, data, steps, pairs, seed
         if run.preset.synthesis not in baselines:
             baselines[run.preset.synthesis] = curve.score_baselines()
             if shipped:
-                references[run.preset.synthesis] = curve.score_shipped()
+                references[run.preset.synthesis] = curve.score_shipped(*shipped_model)
         result.models[run.name] = trained.model
         result.runs[run.name] = {
             "steps": [int(row["iterations"]) for row in rows],

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .fileio import replacing
-from .geometry import offsets_to_homography, patch_corners, warp_points
+from .geometry import corner_errors, mean_corner_error, offsets_to_homography, patch_corners, warp_points
 from .training.history import read_history
 
 __all__ = [
@@ -127,7 +127,7 @@ def plot_pair(patch_a, patch_b, offsets_true, offsets_pred=None, image=None, ori
         _fit_view(right, patch_b.shape, *quads)
     right.legend(loc="lower right", fontsize="small")
     if predicted is not None:
-        error = np.sqrt(((predicted - offsets_true) ** 2).sum(axis=1)).mean()
+        error = mean_corner_error(offsets_true.reshape(8), predicted.reshape(8))
         figure.suptitle(f"{title + ': ' if title else ''}corner error {error:.2f} px")
     elif title:
         figure.suptitle(title)
@@ -160,13 +160,11 @@ def plot_refinements(patch_a, patch_b, offsets_true, steps, figsize=None):
     true_quad = warp_points(offsets_to_homography(np.asarray(offsets_true, np.float64).reshape(8), size), square)
     quads = [true_quad]
     colors = matplotlib.colormaps["autumn_r"](np.linspace(0.25, 1.0, len(steps)))
-    errors = []
-    for index, (offsets, color) in enumerate(zip(steps, colors)):
+    errors = corner_errors(np.asarray(offsets_true, np.float64).reshape(8), steps).mean(axis=1)
+    for index, (offsets, color, error) in enumerate(zip(steps, colors, errors)):
         quad = warp_points(offsets_to_homography(offsets, size), square)
         quads.append(quad)
-        errors.append(float(np.sqrt(((offsets - np.asarray(offsets_true, np.float64).reshape(8)).reshape(4, 2) ** 2)
-                                    .sum(axis=1)).mean()))
-        _quad(right, quad, color, f"step {index + 1}: {errors[-1]:.2f} px", "--")
+        _quad(right, quad, color, f"step {index + 1}: {error:.2f} px", "--")
     _quad(right, true_quad, TRUE_COLOR, "ground truth")
     _fit_view(right, patch_b.shape, *quads)
     right.legend(loc="lower right", fontsize="x-small")

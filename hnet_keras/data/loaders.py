@@ -38,6 +38,14 @@ __all__ = [
     "SeededBatches", "archives_rho", "data_loader", "ArchiveDataset", "OnTheFlyDataset"]
 
 
+def _manifest_parameters(path):
+    """``(manifest path, its "parameters")`` for archives at ``path`` (a folder or one archive);
+    the parameters are empty when no manifest is there."""
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    manifest = folder / MANIFEST_NAME
+    return manifest, (read_manifest(manifest).get("parameters", {}) if manifest.is_file() else {})
+
+
 def archives_rho(path, rho=None):
     """``rho`` when given, else the one ``manifest.json`` records for the archives at ``path``.
 
@@ -46,9 +54,8 @@ def archives_rho(path, rho=None):
     """
     if rho is not None:
         return rho
-    folder = Path(path) if Path(path).is_dir() else Path(path).parent
-    manifest = folder / MANIFEST_NAME
-    recorded = read_manifest(manifest).get("parameters", {}).get("rho") if manifest.is_file() else None
+    manifest, parameters = _manifest_parameters(path)
+    recorded = parameters.get("rho")
     if recorded is None:
         raise ValueError(f"{path}: give the archives' rho (no {MANIFEST_NAME} beside them records it)")
     if not recorded > 0:
@@ -140,9 +147,7 @@ class ArchiveDataset(keras.utils.PyDataset):
 
     def _check_rho(self, path):
         """Refuse a ``rho`` other than the manifest's at the size the pairs are fed at."""
-        folder = Path(path) if Path(path).is_dir() else Path(path).parent
-        manifest = folder / MANIFEST_NAME
-        parameters = read_manifest(manifest).get("parameters", {}) if manifest.is_file() else {}
+        manifest, parameters = _manifest_parameters(path)
         recorded, patch = parameters.get("rho"), parameters.get("patch_size")
         if not recorded or not patch:
             return

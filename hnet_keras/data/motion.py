@@ -36,7 +36,7 @@ import numpy as np
 from ..geometry import patch_corners, warp_points
 from .synthesis import Pair
 
-__all__ = ["Motion", "LARGE_MOTION", "MOTIONS", "camera_tilt", "sample_motion", "sample_moved_pair", "sample_moved_pairs"]
+__all__ = ["Motion", "LARGE_MOTION", "MOTIONS", "camera_tilt", "similarity", "sample_motion", "sample_moved_pair", "sample_moved_pairs"]
 
 TRIES = 20
 """Draws of a motion tried before its zoom is brought towards 1 to fit the image."""
@@ -60,18 +60,16 @@ class Motion:
     translation: float = 0.5
 
     def __post_init__(self):
-        checks = {
-            "max_rotation": 0 <= self.max_rotation <= 180,
-            "min_scale": 0 < self.min_scale <= 1,
-            "max_scale": 1 <= self.max_scale < math.inf,
-            "max_tilt": 0 <= self.max_tilt < 80,
-            "translation": 0 <= self.translation <= 1,
+        ranges = {  # name: (within its range, the range in words)
+            "max_rotation": (0 <= self.max_rotation <= 180, "[0, 180]"),
+            "min_scale": (0 < self.min_scale <= 1, "(0, 1]"),
+            "max_scale": (1 <= self.max_scale < math.inf, "[1, inf)"),
+            "max_tilt": (0 <= self.max_tilt < 80, "[0, 80)"),
+            "translation": (0 <= self.translation <= 1, "[0, 1]"),
         }
-        ranges = {"max_rotation": "[0, 180]", "min_scale": "(0, 1]", "max_scale": "[1, inf)",
-                  "max_tilt": "[0, 80)", "translation": "[0, 1]"}
-        for name, ok in checks.items():
+        for name, (ok, words) in ranges.items():
             if not ok:
-                raise ValueError(f"{name} must be in {ranges[name]}, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be in {words}, got {getattr(self, name)}")
 
 
 LARGE_MOTION = Motion()
@@ -116,13 +114,13 @@ def sample_motion(rng, size, motion=LARGE_MOTION):
     scale = math.exp(math.log(motion.min_scale) + u[1] * (math.log(motion.max_scale) - math.log(motion.min_scale)))
     tilt = camera_tilt(math.radians(u[2] * motion.max_tilt), 2 * math.pi * u[3], float(size))
     shift = (2 * u[4:6] - 1) * motion.translation * size
-    return _compose(angle, scale, tilt, shift), scale
+    return similarity(angle, scale, shift) @ tilt, scale
 
 
-def _compose(angle, scale, tilt, shift):
+def similarity(angle, scale, shift=(0.0, 0.0)):
+    """The (3, 3) rotation by ``angle`` (radians) and zoom by ``scale`` about the origin, then ``shift``."""
     cos, sin = math.cos(angle), math.sin(angle)
-    similarity = np.array([[scale * cos, -scale * sin, shift[0]], [scale * sin, scale * cos, shift[1]], [0, 0, 1.0]])
-    return similarity @ tilt
+    return np.array([[scale * cos, -scale * sin, shift[0]], [scale * sin, scale * cos, shift[1]], [0.0, 0.0, 1.0]])
 
 
 def sample_moved_pair(image, rng, size=128, motion=LARGE_MOTION):
@@ -174,7 +172,8 @@ def sample_moved_pair(image, rng, size=128, motion=LARGE_MOTION):
 
 
 def _toward_identity(homography, scale, shrink):
-    """The motion with its zoom's logarithm scaled by ``shrink`` (the rotation, tilt and shift kept)."""
+    """The motion zoomed about the patch centre so that its zoom's logarithm is scaled by ``shrink``
+    (its shift shrinks with it; the rotation and tilt are kept)."""
     factor = math.exp(math.log(scale) * shrink) / scale
     return np.diag([factor, factor, 1.0]) @ homography
 

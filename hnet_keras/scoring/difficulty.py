@@ -33,9 +33,8 @@ import cv2
 import numpy as np
 
 from ..data import photometric
-from ..data.motion import camera_tilt
-from ..geometry import patch_corners
-from .real_pairs import write_ppm
+from ..data.motion import camera_tilt, similarity
+from .real_pairs import random_corner_homography, write_ppm
 
 __all__ = ["CLASSES", "LEVELS", "class_homography", "class_pair", "write_class_pairs"]
 
@@ -53,17 +52,6 @@ def _about_centre(size, linear, shift=(0.0, 0.0)):
     return back @ linear @ to_centre
 
 
-def _similarity(angle, scale):
-    cos, sin = math.cos(angle), math.sin(angle)
-    return np.array([[scale * cos, -scale * sin, 0.0], [scale * sin, scale * cos, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _corner_moves(size, rng, fraction):
-    corners = patch_corners(size).astype(np.float32)
-    moved = corners + rng.uniform(-fraction, fraction, (4, 2)) * size
-    return cv2.getPerspectiveTransform(corners, moved.astype(np.float32)).astype(np.float64)
-
-
 def class_homography(kind, level, size, rng):
     """The ``H_ab`` of a pair of class ``kind`` at ``level``, for an image of ``size = (width, height)``."""
     if kind not in CLASSES:
@@ -76,13 +64,13 @@ def class_homography(kind, level, size, rng):
     if kind == "zoom_rotation":
         angle = math.radians((15 * level + 15 * u[0]) * (1 if u[1] < 0.5 else -1))
         scale = 2.0 ** ((2 * u[2] - 1) * (level + 1) / LEVELS)
-        return _about_centre(size, _similarity(angle, scale), shift)
+        return _about_centre(size, similarity(angle, scale), shift)
     if kind == "viewpoint":
         tilt = camera_tilt(math.radians(12.5 * level + 12.5 * u[0]), 2 * math.pi * u[1], float(size.max()))
-        return _about_centre(size, _similarity(math.radians((2 * u[2] - 1) * 10), 1.0) @ tilt, shift)
+        return _about_centre(size, similarity(math.radians((2 * u[2] - 1) * 10), 1.0) @ tilt, shift)
     if kind == "no_motion":
         return np.eye(3)
-    return _corner_moves(size, rng, 0.10)
+    return random_corner_homography(size, rng, 0.10)
 
 
 def _change(kind, level, image, rng):

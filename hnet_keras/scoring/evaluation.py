@@ -295,6 +295,7 @@ class Evaluation:
             + (["chosen"] if self.choices else [])
         )
         for name, errors in self.errors.items():
+            choices = self.choices.get(name) or [""] * len(errors)
             for i, error in enumerate(errors):
                 writer.writerow(
                     [name, self.names[i] if self.names else i, int(self.failed[name][i]), f"{self.ms[name][i]:.4f}",
@@ -302,7 +303,7 @@ class Evaluation:
                     + ([f"{e:.6f}" for e in error] if corners else [])
                     + ([f"{v:g}" for v in self.offsets[i]] if self.offsets is not None else [])
                     + ([f"{v:.6f}" for v in self.predictions[name][i]] if name in self.predictions else [])
-                    + ([(self.choices.get(name) or [""] * len(errors))[i] or ""] if self.choices else [])
+                    + ([choices[i] or ""] if self.choices else [])
                 )
         return buffer.getvalue()
 

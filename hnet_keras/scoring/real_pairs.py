@@ -62,6 +62,7 @@ __all__ = [
     "load_hpatches_sequence",
     "load_oxford_sequence",
     "load_real_pairs",
+    "random_corner_homography",
     "write_hpatches_sequence",
     "write_ppm",
     "estimate_full_homography",
@@ -231,6 +232,14 @@ def load_real_pairs(path):
     return pairs
 
 
+def random_corner_homography(size, rng, fraction):
+    """The homography moving each corner of a ``size = (width, height)`` image by up to ``fraction`` of
+    the width and height (uniform, one draw of 8 numbers from ``rng``); (3, 3) float64."""
+    corners = patch_corners(size).astype(np.float32)
+    moves = rng.uniform(-fraction, fraction, (4, 2)) * np.asarray(size, np.float64)
+    return cv2.getPerspectiveTransform(corners, (corners + moves).astype(np.float32))
+
+
 def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0, augmentation=None):
     """Write a synthetic sequence in the HPatches layout, for demos and tests offline.
 
@@ -256,12 +265,10 @@ def write_hpatches_sequence(folder, image, count=5, max_shift=0.15, seed=0, augm
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     height, width = image.shape[:2]
-    corners = patch_corners((width, height)).astype(np.float32)
     rng = np.random.default_rng(seed)
     write_ppm(folder / "1.ppm", image)
     for k in range(2, count + 1):
-        moves = rng.uniform(-max_shift, max_shift, (4, 2)) * (width, height)
-        h_1k = cv2.getPerspectiveTransform(corners, (corners + moves).astype(np.float32))
+        h_1k = random_corner_homography((width, height), rng, max_shift)
         warped = cv2.warpPerspective(image, h_1k, (width, height))
         if augmentation is not None:
             warped = augment_patch(warped if warped.ndim == 2 else cv2.cvtColor(warped, cv2.COLOR_BGR2GRAY),

@@ -336,11 +336,11 @@ def load_last_model(folder):
 
 def _load_start(model, path, preset):
     """Copy the weights of the checkpoint ``path`` into ``model``, which must be the same network."""
-    description = read_description(path) if not Path(path).is_dir() else None
+    description = None if Path(path).is_dir() else read_description(path)
     start, _ = load_checkpoint(path)
-    shapes = [tuple(w.shape) for w in start.weights]
-    if description is not None and description.get("kind") != preset.kind or shapes != [tuple(w.shape) for w in
-                                                                                            model.weights]:
+    other_kind = description is not None and description.get("kind") != preset.kind
+    other_shapes = [tuple(w.shape) for w in start.weights] != [tuple(w.shape) for w in model.weights]
+    if other_kind or other_shapes:
         raise ValueError(f"start_from {path}: not a {preset.kind} model with the preset's options; "
                          "start from a checkpoint of the same network")
     model.set_weights(start.get_weights())
