@@ -25,7 +25,7 @@ from ..geometry import patch_corners, warp_points
 from .contract import EstimationFailed
 
 __all__ = ["ECCSettings", "ecc_coarse_to_fine", "refine_homography", "image_texture", "MIN_TEXTURE",
-           "alignment_score", "align_images", "MIN_ALIGNMENT_SCORE"]
+           "alignment_score", "align_images", "MIN_ALIGNMENT_SCORE", "normalize_contrast", "CONTRAST_SIGMA"]
 
 MIN_TEXTURE = 1.0
 """Mean gradient magnitude (gray levels per pixel) under which an image is too flat to align."""
@@ -37,6 +37,15 @@ FINEST_ITERATIONS = 10
 estimate: on 16 900x600 photo pairs (corners moved up to 20%, blur, noise and exposure changes),
 10 iterations gave the same mean corner error as 50 (0.388 against 0.389 px) in two thirds of
 the time (509 against 769 ms a pair on a loaded 2-core machine)."""
+CONTRAST_SIGMA = 8.0
+"""Gaussian sigma (px) of the local contrast normalisation whole-image alignment runs ECC on
+(:func:`normalize_contrast`, :func:`align_images`). On 40 illumination pairs of the whole-image
+classes (shading, gamma, brightness; ``network+ecc+hypotheses``), acc@3 rose from 0.75 to 0.95 and
+acc@1 from 0.42 to 0.93; on 24 blur pairs acc@1 from 0.46 to 0.96; no motion, viewpoint, zoom +
+rotation and JPEG stayed at or above their acc@3 (sigma 16: 0.97 and 0.88 on illumination)."""
+CONTRAST_FLOOR = 2.0
+"""Gray levels: the local standard deviation under which :func:`normalize_contrast` stops
+amplifying (flat areas keep their small values instead of blown-up noise)."""
 MIN_ALIGNMENT_SCORE = 0.2
 """Alignment score (:func:`alignment_score`) under which two aligned images are taken not to
 show the same scene."""
@@ -62,6 +71,10 @@ class ECCSettings:
             that close, ECC converges (on 300 photo pairs started ~5 px off: mean 0.12 px,
             1 fallback), so a larger move means it ran away.
         finest_iterations: ECC iterations at the finest level at most (``None``: ``iterations``).
+        contrast_sigma: when set, ECC aligns the images' local contrast (:func:`normalize_contrast`
+            with this sigma) instead of their gray levels. ECC's correlation coefficient already
+            ignores one gain and offset over the whole image; this makes them local, so shading,
+            gamma and vignetting that differ between the images no longer pull it off.
     """
 
     levels: int = 2
@@ -72,6 +85,29 @@ class ECCSettings:
     max_move: float | None = None
     max_move_fraction: float = 1.0 / 8
     finest_iterations: int | None = None
+    contrast_sigma: float | None = None
+
+
+def normalize_contrast(image, sigma=CONTRAST_SIGMA):
+    """Local contrast normalisation: ``(x - G*x) / sqrt(G*(x - G*x)^2 + f^2)``.
+
+    ``G*`` is a Gaussian blur of standard deviation ``sigma`` px and ``f`` is
+    :data:`CONTRAST_FLOOR`. Each pixel becomes its difference from the local mean in units of
+    the local standard deviation, so any change of gain and offset that is smooth over
+    about ``sigma`` pixels (an illumination gradient, vignetting, a gamma curve, which is
+    locally a gain) leaves it nearly unchanged.
+
+    Args:
+        image: (H, W) grayscale image, uint8 or float.
+        sigma: Gaussian standard deviation in pixels.
+
+    Returns:
+        (H, W) float32, mostly within about -3..3.
+    """
+    image = np.asarray(image, np.float32)
+    detail = image - cv2.GaussianBlur(image, (0, 0), sigma)
+    spread = cv2.GaussianBlur(detail * detail, (0, 0), sigma)
+    return detail / np.sqrt(spread + CONTRAST_FLOOR**2)
 
 
 def image_texture(image):
@@ -107,6 +143,9 @@ def ecc_coarse_to_fine(image_a, image_b, start, settings):
     Raises:
         EstimationFailed: ECC did not converge or gave a non-finite homography.
     """
+    if settings.contrast_sigma is not None:
+        image_a = normalize_contrast(image_a, settings.contrast_sigma)
+        image_b = normalize_contrast(image_b, settings.contrast_sigma)
     pyramid = [(image_a, image_b)]
     while len(pyramid) < settings.levels and min(pyramid[-1][0].shape) // 2 >= settings.min_side:
         pyramid.append((cv2.pyrDown(pyramid[-1][0]), cv2.pyrDown(pyramid[-1][1])))
@@ -221,7 +260,8 @@ def align_images(image_a, image_b, h_start, settings=None):
         h_start: (3, 3) starting ``H_ab``.
         settings: :class:`ECCSettings`; the default runs enough pyramid levels for the
             coarsest to be about 120 px on its short side, 50 iterations a level (at most
-            :data:`FINEST_ITERATIONS` at full resolution over :data:`FINEST_CAP_PIXELS`).
+            :data:`FINEST_ITERATIONS` at full resolution over :data:`FINEST_CAP_PIXELS`), on the
+            images' local contrast (:data:`CONTRAST_SIGMA`).
 
     Returns:
         ``(h_ab, details)``: the chosen homography and a dict with ``chosen``
@@ -231,7 +271,8 @@ def align_images(image_a, image_b, h_start, settings=None):
     if settings is None:
         levels = 1 + max(0, int(np.floor(np.log2(min(image_a.shape) / 120.0))))
         finest = FINEST_ITERATIONS if image_a.size > FINEST_CAP_PIXELS else None
-        settings = ECCSettings(levels=max(levels, 2), iterations=50, epsilon=1e-4, finest_iterations=finest)
+        settings = ECCSettings(levels=max(levels, 2), iterations=50, epsilon=1e-4, finest_iterations=finest,
+                               contrast_sigma=CONTRAST_SIGMA)
     # On a tie (a blank image scores every candidate alike) the first wins: doing nothing.
     candidates, fallback = {"identity": np.eye(3)}, None
     try:
