@@ -251,3 +251,17 @@ def test_evaluate_pairs_writes_which_candidate_the_default_kept(tmp_path):
     assert chosen["turned"].startswith("hypothesis (") and chosen["turned"].endswith(" deg, zoom 1)")
     errors = {row["index"].split("/")[0]: float(row["mace"]) for row in rows if row["method"] == "network+ecc+hypotheses"}
     assert errors["turned"] < 3.0
+
+
+def test_evaluate_pairs_runs_the_estimate_pipeline_by_default_and_evaluate_does_not():
+    from hnet_keras.cli import build_parser
+    from hnet_keras.cli.scoring import _checkpoint_and_methods
+
+    def defaults(*argv):
+        return _checkpoint_and_methods(build_parser(list(argv)).parse_args(list(argv)))[1]
+
+    pairs = defaults("evaluate-pairs", "folder", "--json", "out.json", "--checkpoint", "model.keras")
+    assert pairs[-3:] == ["network", "network+ecc", "network+ecc+hypotheses"] and "sift_ransac" in pairs
+    assert defaults("evaluate-pairs", "folder", "--json", "out.json", "--checkpoint", "model.keras",
+                    "--no-refine")[-1] == "network"
+    assert defaults("evaluate", "--json", "out.json", "--checkpoint", "model.keras")[-2:] == ["network", "network+ecc"]

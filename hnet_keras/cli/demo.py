@@ -32,8 +32,8 @@ def register_commands(subparsers):
     estimate.add_argument("--checkpoint", default=None, help="checkpoint to use (default: the shipped one)")
     estimate.add_argument("--overlay", default=None, type=image_file_to_write, help="write A with B warped onto it here (PNG)")
     estimate.add_argument("--no-refine", action="store_true", help="the network's estimate alone, without ECC")
-    estimate.add_argument("--hypotheses", action="store_true",
-                          help="on a poor alignment, also try large rotations and zooms (1-3 s more)")
+    estimate.add_argument("--no-hypotheses", action="store_true",
+                          help="on a poor alignment, do not try large rotations and zooms (which take 1-3 s more)")
     estimate.set_defaults(func=_run_estimate)
 
 
@@ -61,7 +61,7 @@ def _run_estimate(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimateWarning)
         h_ab, info = estimate_homography(model, images[0], images[1], rho=rho, refine=not args.no_refine, details=True,
-                                         hypotheses=args.hypotheses)
+                                         hypotheses=not args.no_hypotheses)
     for warning in caught:
         if issubclass(warning.category, EstimateWarning):
             print(f"hnet_keras estimate: warning: {warning.message}", file=sys.stderr)

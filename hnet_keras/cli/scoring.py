@@ -20,9 +20,11 @@ def add_method_arguments(parser):
     """``--methods``, ``--checkpoint`` and ``--network-rho``, shared by ``evaluate`` and ``evaluate-pairs``."""
     parser.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=None, metavar="METHOD",
                         help=f"methods to run, from {', '.join(METHOD_CHOICES)} (default: every available "
-                        "baseline, plus network and network+ecc when a checkpoint is at hand)")
+                        "baseline, plus network and network+ecc when a checkpoint is at hand, and in evaluate-pairs "
+                        f"{HYPOTHESES_METHOD}, the estimate command's pipeline)")
     parser.add_argument("--no-refine", action="store_true",
-                        help="leave network+ecc (the network refined by ECC) out of the default methods")
+                        help="leave the refined network methods (network+ecc, network+ecc+hypotheses) out of the "
+                        "default methods")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint for the network methods: a .keras model, a run folder or a "
                         "described .weights.h5 (default: the shipped checkpoint)")
@@ -37,6 +39,8 @@ def _checkpoint_and_methods(args):
     methods = args.methods
     if methods is None:
         networks = NETWORK_METHODS[:1] if args.no_refine else NETWORK_METHODS
+        if getattr(args, "whole_images", False) and not args.no_refine:
+            networks += (HYPOTHESES_METHOD,)
         methods = list(DEFAULT_BASELINES) + (list(networks) if checkpoint else [])
     return checkpoint, methods
 
@@ -52,7 +56,8 @@ def methods_from_args(args):
 
     Without ``--methods``, the network and (unless ``--no-refine``) the network refined
     by ECC join the baselines whenever a checkpoint is at hand: ``--checkpoint`` or the
-    shipped one.
+    shipped one; on whole images (``evaluate-pairs``) so does the ``estimate`` command's
+    pipeline, :data:`~hnet_keras.estimators.methods.HYPOTHESES_METHOD`.
     """
     if args.network_rho is not None:
         check_rho(args.network_rho, "--network-rho")
@@ -137,7 +142,7 @@ def _register_evaluate_pairs(subparsers):
     parser.add_argument("--json", required=True, type=output_file, help="where to write the JSON scores")
     parser.add_argument("--csv", default=None, type=output_file, help="where to write the per-pair CSV (default: the JSON path with .csv)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.set_defaults(func=_run_evaluate_pairs)
+    parser.set_defaults(func=_run_evaluate_pairs, whole_images=True)
 
 
 def _run_evaluate_pairs(args):

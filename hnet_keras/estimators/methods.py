@@ -64,12 +64,13 @@ DEFAULT_BASELINES = tuple(name for name in BASELINES if name != "akaze_ransac" o
 """The baselines an evaluation runs by default: those this OpenCV build has."""
 
 NETWORK_METHODS = ("network", "network+ecc")
-"""The methods that need a model: the network alone, and refined by ECC (the default pipeline)."""
+"""The methods that need a model: the network alone, and refined by ECC (the default pipeline on
+patches; on whole images without the large-motion hypotheses, for comparison)."""
 
 HYPOTHESES_METHOD = "network+ecc+hypotheses"
-"""``network+ecc`` that, on whole images it aligns poorly, also tries large rotations and zooms
-(:func:`~hnet_keras.estimators.predict.estimate_homography` with ``hypotheses``); on patches it is
-``network+ecc``. Asked for by name only (it is slower on pairs that stay unaligned)."""
+"""``network+ecc`` that, on whole images it aligns poorly, also tries large rotations and zooms:
+the default pipeline of :func:`~hnet_keras.estimators.predict.estimate_homography` and of the
+``estimate`` command, and a default method of ``evaluate-pairs``. On patches it is ``network+ecc``."""
 
 LEARNED_FEATURES = {"superpoint": SuperPointMethod, "dense_descriptors": DenseDescriptorMethod}
 """Learned keypoints and descriptors matched by RANSAC (:mod:`hnet_keras.features`), each with its

