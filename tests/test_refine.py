@@ -89,3 +89,17 @@ def test_whole_images_align_through_shading_and_gamma(seed):
     plain = ECCSettings(levels=3, iterations=50, epsilon=1e-4)
     assert error(plain) > 3.0
     assert error(None) < 1.0  # the default: contrast_sigma=CONTRAST_SIGMA
+
+
+@pytest.mark.parametrize("refined_score, expected", [(0.79, "refined"), (0.70, "start")])
+def test_a_converged_refinement_is_kept_unless_clearly_outscored(monkeypatch, refined_score, expected):
+    from hnet_keras.estimators import refine
+
+    refined, start = np.diag([1.01, 1.0, 1.0]), np.diag([1.02, 1.0, 1.0])
+    monkeypatch.setattr(refine, "refine_homography", lambda a, b, h, settings: refined)
+    scores = {refined.tobytes(): refined_score, start.tobytes(): 0.80, np.eye(3).tobytes(): 0.0}
+    monkeypatch.setattr(refine, "_filtered_score", lambda a, b, h: scores[np.asarray(h, np.float64).tobytes()])
+    image = np.zeros((64, 64), np.uint8)
+    found, details = refine.align_images(image, image, start)
+    assert details["chosen"] == expected  # 0.01 under the start: within REFINED_MARGIN; 0.10 under: not
+    np.testing.assert_array_equal(found, refined if expected == "refined" else start)
