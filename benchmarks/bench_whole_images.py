@@ -72,7 +72,7 @@ def main():
     parser.add_argument("--timing-pairs", type=int, default=None, help="900x600 pairs timed (default 20, --quick 3)")
     parser.add_argument("--checkpoint", default=None, help="network checkpoint (default: the shipped one)")
     parser.add_argument("--methods", nargs="+", default=["identity", "orb_ransac", "sift_ransac", "network",
-                                                          "network+ecc"])
+                                                          "network+ecc", "network+ecc+hypotheses"])
     parser.add_argument("--class-pairs", type=int, default=None, help="pairs per class of difficulty "
                                                                        "(default 100, --quick 1; 0 skips them)")
     parser.add_argument("--class-methods", nargs="+", default=CLASS_METHODS)
