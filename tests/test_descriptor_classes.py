@@ -87,3 +87,21 @@ def test_pairs_are_the_whole_image_benchmarks(run, tmp_path):
             a, b = (cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE) for name in ("1.ppm", "2.ppm"))
             assert a.shape == b.shape == (480, 640)
             assert pair["sha1"] == hashlib.sha1(a.tobytes() + b.tobytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_the_rotation_space_is_scored_with_its_comparisons_and_levels(tmp_path):
+    out = tmp_path / "rotations.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        report = script.main(["--photos", str(tmp_path / "no_such_folder"), "--pairs", "1", "--points", "100",
+                              "--classes", "zoom_rotation", "--methods", "learned", "learned_space_rotations",
+                              "--angles", "-30", "0", "30", "--out", str(out)])
+    assert report["methods"] == ["learned", "learned_space_rotations"]
+    assert report["rotation_space_angles"] == [-30.0, 0.0, 30.0] and len(report["rotation_space_maps"]) == 9
+    entry = report["classes"]["zoom_rotation"]
+    assert set(entry["paired"]) == {"learned_space_rotations-learned"}
+    assert set(entry["by_level"]) == {"0"} and entry["by_level"]["0"]["pairs"] == 1
+    assert sum(entry["rotation_space_map_pairs"].values()) > 0 and "@" in next(iter(entry["rotation_space_map_pairs"]))
+    verdict = report["verdicts"]["c_rotation_space_over_learned_on_zoom_rotation"]["seed"]
+    assert verdict["difference"] == entry["paired"]["learned_space_rotations-learned"]["seed"]["3"]["mean"]
+    assert report["verdicts"]["a_learned_over_daisy"] == {}  # no DAISY scored

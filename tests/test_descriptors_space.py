@@ -52,3 +52,66 @@ def test_the_space_beats_a_single_scale_on_a_zoomed_pair():
     assert table["daisy_space"]["zoom"]["seed"]["3"] > table["daisy"]["zoom"]["seed"]["3"] + 0.1
     used = space.scale_pairs_used(results["daisy_space"], (1.0, 0.71, 0.5))
     assert next(iter(used)) == "1->0.5"  # B is twice as large: B at half size matches A at full size
+
+
+def test_a_rotated_map_samples_at_the_rotated_point():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(12, 16, 8)).astype(np.float32)
+    rotation, _ = space.rotation_canvas((100, 80), 30.0)
+    resize = np.diag([0.5, 0.5])
+    transform = np.hstack([resize @ rotation[:, :2], resize @ rotation[:, 2:]])
+    rotated = pck.DenseMap(values, stride=4, offset=2, transform=transform)
+    plain = pck.DenseMap(values, stride=4, offset=2)
+    points = rng.uniform(20, 60, size=(50, 2))
+    moved = points @ transform[:, :2].T + transform[:, 2]
+    np.testing.assert_allclose(rotated.sample(points), plain.sample(moved), atol=1e-6)
+    # The cells' image points go back through the transform onto the map's own cell centres.
+    np.testing.assert_allclose(rotated.positions() @ transform[:, :2].T + transform[:, 2], plain.positions(), atol=1e-9)
+    np.testing.assert_allclose(rotated.sample(rotated.positions()),
+                               pck.normalise_descriptors(values.reshape(-1, 8)), atol=1e-5)
+    assert rotated.spacing == pytest.approx(8.0)
+
+
+def test_rotation_canvas_keeps_the_whole_image_and_its_centre():
+    matrix, canvas = space.rotation_canvas((100, 60), 90.0)
+    assert canvas == (60, 100)
+    corners = np.array([[0.0, 0.0], [99.0, 0.0], [0.0, 59.0], [99.0, 59.0], [49.5, 29.5]])
+    moved = corners @ matrix[:, :2].T + matrix[:, 2]
+    assert np.all(moved >= -1e-9) and np.all(moved <= np.array(canvas) - 1 + 1e-9)
+    np.testing.assert_allclose(moved[-1], [29.5, 49.5], atol=1e-9)
+
+
+def test_no_angles_give_exactly_the_scale_space():
+    image = cv2.resize(skimage.data.camera(), (160, 120), interpolation=cv2.INTER_AREA)
+    daisy = pck.DaisyDescriptors()
+    old = pck.Describer.maps(space.DescriptorSpace(daisy, scales=(1.0, 0.5)), image)
+    new = space.DescriptorSpace(daisy, scales=(1.0, 0.5), angles=(0.0,)).maps(image)
+    assert len(old) == len(new) == 2
+    for a, b in zip(old, new):
+        assert b.transform is None and a.scale == b.scale and a.stride == b.stride and a.offset == b.offset
+        np.testing.assert_array_equal(a.descriptors, b.descriptors)
+    assert space.DescriptorSpace(daisy, scales=(1.0, 0.5)).labels == ["1", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def learned():
+    from hnet_keras.features.descriptors import load_descriptor_net
+
+    return pck.LearnedDescriptors(load_descriptor_net())
+
+
+def test_the_rotation_space_beats_a_single_scale_on_a_rotated_pair(learned):
+    from hnet_keras.data.images import embedded_photo_paths
+
+    image = cv2.imread(str(embedded_photo_paths("test")[0]), cv2.IMREAD_GRAYSCALE)
+    image = cv2.resize(image, (256, 192), interpolation=cv2.INTER_AREA)
+    homography = space.zoom_homography((256, 192), 1.0, angle=45.0)
+    pair = pck.DescriptorPair("rotated_45", image, cv2.warpPerspective(image, homography, (256, 192)), homography)
+    rotations = space.DescriptorSpace(learned, scales=(1.0,), angles=(-22.5, 0.0, 22.5), name="rotations")
+    assert len(rotations.maps(image)) == 3 and rotations.labels == ["1@-22.5", "1@0", "1@22.5"]
+    results = pck.evaluate_pck([pair], [learned, rotations], points=200, long_side=256, protocols=("seed",),
+                               progress=False)
+    table = pck.pck_table(results)
+    assert table["rotations"]["all"]["seed"]["3"] > table["learned"]["all"]["seed"]["3"] + 0.3
+    used = space.scale_pairs_used(results["rotations"], rotations)
+    assert next(iter(used)) == "1@-22.5->1@22.5"  # A turned one way, B the other: 45 degrees between them

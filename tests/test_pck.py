@@ -133,6 +133,17 @@ def test_dense_maps_sample_bilinearly_at_any_scale():
     assert dense.spacing == 8
 
 
+def test_a_dense_map_with_a_transform_matches_the_plain_scaling():
+    rows, columns = np.mgrid[0:4, 0:5].astype(np.float32)
+    values = np.stack([columns + 1, rows + 1], -1)
+    plain = pck.DenseMap(values, stride=4, offset=2, scale=0.5)
+    affine = pck.DenseMap(values, stride=4, offset=2, scale=123.0, transform=np.diag([0.5, 0.5, 1.0]))  # scale ignored
+    points = np.array([[4.0, 4.0], [8.0, 8.0], [100.0, 0.0], [13.3, 5.7]])
+    np.testing.assert_allclose(affine.sample(points), plain.sample(points), atol=1e-6)
+    np.testing.assert_allclose(affine.positions(), plain.positions(), atol=1e-9)
+    assert affine.spacing == pytest.approx(8.0)
+
+
 def test_sequence_kinds_and_best_similarity_over_scales():
     assert [pck.sequence_kind(n) for n in ("v_boat/1-2", "i_ajuntament/1-3", "z_cat/1-4", "graf/1-2")] == [
         "viewpoint", "illumination", "zoom", "other"]

@@ -3,9 +3,10 @@
 A pair is image A, image B and the true ``H_ab`` (A's points to B's). Both images are first
 resized to a long side of :data:`LONG_SIDE` (640) px, ``H`` composed with the scalings. Every
 method is a :class:`Describer`: it turns an image into one or more :class:`DenseMap` (one per
-scale; several for the descriptor space, :mod:`hnet_keras.features.descriptor_space`) and gives
+scale; several for the descriptor space, :mod:`hnet_keras.features.descriptor_space`, one per
+scale and rotation there: a map carries its image -> map-input ``transform``) and gives
 descriptors at any point. Descriptors are compared by dot product of unit vectors; with several
-scales, two points' similarity is the best over the scale pairs.
+maps, two points' similarity is the best over the map pairs (scale pairs, or (scale, angle) pairs).
 
 Protocols (the thresholds are :data:`PCK_THRESHOLDS`, 1, 3 and 5 px, in the 640-px frame of B):
 
@@ -39,6 +40,7 @@ This module reads no folders: the caller passes :class:`DescriptorPair` objects 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -118,32 +120,56 @@ class DenseMap:
     Cell ``(i, j)`` of ``descriptors`` (h, w, D) describes the pixel point
     ``((offset + stride * j) / scale, (offset + stride * i) / scale)`` of the image: the map
     was computed on the image resized by ``scale`` with cell centres ``offset + stride * k``.
+
+    With ``transform`` (a (2, 3) or (3, 3) affine map from the image's pixel points to the
+    map's input, e.g. the image rotated on an enlarged canvas, then resized) ``scale`` is
+    ignored: cell ``(i, j)`` describes ``transform^-1 (offset + stride * j, offset + stride * i)``
+    and :meth:`sample` reads the map at ``transform p``. Points are always (x, y) pixels of
+    the original image. ``transform=None`` is the plain scaling above, computed as before.
     """
 
     descriptors: np.ndarray
     stride: float
     offset: float
     scale: float = 1.0
+    transform: np.ndarray | None = None
+
+    def _affine(self):
+        """The (2, 3) image -> map-input transform (``None`` for the plain scaling)."""
+        if self.transform is None:
+            return None
+        return np.asarray(self.transform, np.float64)[:2]
 
     def positions(self):
         """(h * w, 2) image points of the cells, row by row."""
         height, width = self.descriptors.shape[:2]
         rows, columns = np.mgrid[0:height, 0:width]
         points = np.stack([columns.ravel(), rows.ravel()], -1) * self.stride + self.offset
-        return points / self.scale
+        affine = self._affine()
+        if affine is None:
+            return points / self.scale
+        return (points - affine[:, 2]) @ np.linalg.inv(affine[:, :2]).T
 
     @property
     def spacing(self):
         """Pixels of the image between neighbouring cells."""
-        return self.stride / self.scale
+        affine = self._affine()
+        if affine is None:
+            return self.stride / self.scale
+        return self.stride / math.sqrt(abs(np.linalg.det(affine[:, :2])))
 
     def sample(self, points):
         """Unit descriptors (N, D) at image points (N, 2), bilinear (clamped at the border)."""
         maps = self.descriptors
         height, width = maps.shape[:2]
         points = np.asarray(points, np.float64).reshape(-1, 2)
-        u = np.clip((points[:, 0] * self.scale - self.offset) / self.stride, 0, width - 1)
-        v = np.clip((points[:, 1] * self.scale - self.offset) / self.stride, 0, height - 1)
+        affine = self._affine()
+        if affine is None:
+            x, y = points[:, 0] * self.scale, points[:, 1] * self.scale
+        else:
+            x, y = (points @ affine[:, :2].T + affine[:, 2]).T
+        u = np.clip((x - self.offset) / self.stride, 0, width - 1)
+        v = np.clip((y - self.offset) / self.stride, 0, height - 1)
         u0 = np.minimum(np.floor(u), max(width - 2, 0)).astype(int)
         v0 = np.minimum(np.floor(v), max(height - 2, 0)).astype(int)
         u1, v1 = np.minimum(u0 + 1, width - 1), np.minimum(v0 + 1, height - 1)
@@ -310,10 +336,11 @@ def common_harris_points(image_a, image_b, homography, count=POINTS, rng=0, quan
 
 
 def best_similarity(features_a, features_b):
-    """``(similarity (N, M), scales (N, M, 2))``: the best dot product over scale pairs.
+    """``(similarity (N, M), scales (N, M, 2))``: the best dot product over scale (map) pairs.
 
     Args:
-        features_a: (S, N, D), features_b: (T, M, D) unit descriptors, one row per scale.
+        features_a: (S, N, D), features_b: (T, M, D) unit descriptors, one row per map (scale, or
+            (scale, angle) of the descriptor space with rotations).
 
     Returns:
         the largest ``<a_s,i, b_t,j>`` over ``(s, t)`` and the indices ``(s, t)`` that gave it.
