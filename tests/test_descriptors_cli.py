@@ -48,6 +48,19 @@ def test_evaluate_descriptors_writes_pck_for_every_method(tmp_path, tiny_net, ca
     assert "learned_space" in capsys.readouterr().out
 
 
+def test_evaluate_descriptors_runs_the_space_over_rotations(tmp_path, tiny_net):
+    image = cv2.resize(skimage.data.camera(), (160, 120), interpolation=cv2.INTER_AREA)
+    write_hpatches_sequence(tmp_path / "pairs" / "v_camera", image, count=2, max_shift=0.05, seed=1)
+    out = tmp_path / "pck.json"
+    assert run(["evaluate-descriptors", str(tmp_path / "pairs"), "--json", str(out), "--checkpoint", str(tiny_net),
+                "--points", "60", "--long-side", "160", "--protocols", "seed", "--methods", "learned_space",
+                "--scales", "1", "--angles", "-30", "0", "30", "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["space_scales"] == [1.0] and report["space_angles"] == [-30.0, 0.0, 30.0]
+    used = report["space_scale_pairs_of_correct_matches"]
+    assert sum(used.values()) > 0 and all(key.count("@") == 2 for key in used)  # "1@-30->1@0": scale@angle pairs
+
+
 def test_the_dense_descriptors_method_fails_cleanly_on_blank_images(tiny_net):
     method = DenseDescriptorMethod(tiny_net)
     blank = np.zeros((64, 64), np.uint8)

@@ -42,6 +42,9 @@ def register_commands(subparsers):
     evaluate.add_argument("--long-side", type=positive_int, default=640, help="images are resized to this longer side")
     evaluate.add_argument("--scales", type=positive_float, nargs="+", default=None, metavar="SCALE",
                           help="the descriptor space's image scales (default: 1, 0.71, 0.5)")
+    evaluate.add_argument("--angles", type=float, nargs="+", default=[0.0], metavar="DEGREES",
+                          help="the descriptor space's rotations of each image (default: 0, scales only; "
+                          "-30 0 30 covers relative rotations up to about 75 degrees, at 3x the cost)")
     evaluate.add_argument("--max-pairs", type=non_negative_int, default=0, help="score only the first N pairs (0: all)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the points drawn")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -76,7 +79,8 @@ def _run_evaluate(args):
     scales = tuple(args.scales or DEFAULT_SCALES)
     available = {"daisy": pck.DaisyDescriptors, "sift": pck.SiftDescriptors, "learned": lambda: learned,
                  "superpoint": lambda: pck.SuperPointDescriptors(load_superpoint()),
-                 "learned_space": lambda: DescriptorSpace(learned, scales, name="learned_space")}
+                 "learned_space": lambda: DescriptorSpace(learned, scales, angles=tuple(args.angles),
+                                                          name="learned_space")}
     methods = [available[name]() for name in dict.fromkeys(args.methods)]
     start = time.perf_counter()
     results = pck.evaluate_pck(pairs, methods, points=args.points, long_side=args.long_side, seed=args.seed,
@@ -99,8 +103,9 @@ def _run_evaluate(args):
         "table": table,
     }
     if "learned_space" in args.methods and "seed" in args.protocols:
-        report["space_scales"] = list(scales)
-        report["space_scale_pairs_of_correct_matches"] = scale_pairs_used(results["learned_space"], scales)
+        space = next(method for method in methods if method.name == "learned_space")
+        report["space_scales"], report["space_angles"] = list(scales), list(args.angles)
+        report["space_scale_pairs_of_correct_matches"] = scale_pairs_used(results["learned_space"], space)
     atomic_write_json(args.json, report)
     for name, splits in table.items():
         for split, entry in splits.items():
