@@ -139,8 +139,10 @@ WORK_PIXELS = 1_000_000
 """Largest working resolution (pixels) of :func:`estimate_homography`: larger images are scaled
 down to it (area averaging) and the homography scaled back. ECC and the alignment scores cost
 time and memory per pixel: an 8000x6000 pair took 35 s and 6.2 GB at full size, 3 s and 1.2 GB
-(the whole process, TensorFlow included) at 2 MP, and up to 1.52 GB on a fresh CI run, so the
-bound is 1 MP. The texture is measured there too."""
+(the whole process, TensorFlow included) at 2 MP, and 0.3 s and 0.96 GB at 1 MP, the bound. (A
+"1.52 GB on a fresh CI run" reported earlier was the test runner's own peak: a child's
+``ru_maxrss`` includes its parent's at the fork on Linux; ``VmHWM`` does not.) The texture is
+measured there too."""
 MAX_ASPECT = 4.0
 """Most elongated image shape (long side / short side) whose homography is estimated without a
 :class:`ShapeWarning`. The network sees the central square of the images, the rest of a long
