@@ -41,12 +41,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hnet_keras.data.augment import DEFAULT_AUGMENTATION  # noqa: E402
 from hnet_keras.nets.checkpoint import load_pretrained  # noqa: E402
-from hnet_keras.data.images import embedded_photo_paths, list_images, read_grayscale, split_images  # noqa: E402
+from hnet_keras.data.images import embedded_photo_paths, list_images, split_images  # noqa: E402
 from hnet_keras.estimators.contract import EstimationFailed  # noqa: E402
 from hnet_keras.estimators.methods import get_method  # noqa: E402
 from hnet_keras.estimators.predict import (  # noqa: E402
@@ -56,7 +55,7 @@ from hnet_keras.estimators.predict import (  # noqa: E402
     estimate_homography,
 )
 from hnet_keras.estimators.refine import align_images  # noqa: E402
-from hnet_keras.scoring.difficulty import CLASSES, write_class_pairs  # noqa: E402
+from hnet_keras.scoring.difficulty import CLASSES, class_images, read_photo, write_class_pairs  # noqa: E402
 from hnet_keras.scoring.real_pairs import evaluate_real_pairs, load_real_pairs, write_hpatches_sequence  # noqa: E402
 
 SIZE, MAX_SHIFT = (640, 480), 0.2
@@ -124,8 +123,7 @@ def _classes(model, rho, photos, count, methods, seed, folder):
     """Per class of difficulty, per method: acc@1/3/5 px, mean corner distance and ms/pair."""
     if count < 1:
         return {}
-    images = [image for image in (_photo(photos, index, SIZE) for index in range(min(count, len(photos))))
-              if image is not None]
+    _, images = class_images(photos, count, SIZE)
     scores = {}
     for kind in CLASSES:
         write_class_pairs(folder / kind, images, kind, count, seed=seed, size=SIZE)
@@ -141,10 +139,7 @@ def _classes(model, rho, photos, count, methods, seed, folder):
 
 
 def _photo(photos, index, size):
-    gray, _ = read_grayscale(photos[index % len(photos)], warn=False)
-    if gray is None:
-        return None
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if gray.shape[1] > size[0] else cv2.INTER_LINEAR)
+    return read_photo(photos[index % len(photos)], size)
 
 
 def _time_full_resolution(model, rho, photos, count, seed, augmentation, folder):

@@ -7,8 +7,8 @@
 The project has no folder of photographed pairs; its real-pair test folder is the one the
 whole-image benchmark writes (``benchmarks/bench_whole_images.py``, its ``_classes``): photos of
 the **test split** of ``--photos`` (never trained on; the embedded scikit-image test photos when
-the folder is missing, as the benchmark does without ``--images``), each prepared by the
-benchmark's own ``_photo`` (grayscale, 640x480), and
+the folder is missing, as the benchmark does without ``--images``), prepared as the benchmark
+prepares them (:func:`hnet_keras.scoring.difficulty.class_images`: grayscale, 640x480), and
 :func:`hnet_keras.scoring.difficulty.write_class_pairs` with the same seed: pair ``i`` of a
 class is test photo ``i`` at level ``i % 4``, so ``--pairs 40`` gives the first 40 of the
 benchmark's 100 pairs of each class. Three classes are scored: ``zoom_rotation`` (up to 60
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -61,15 +60,10 @@ from hnet_keras.features.descriptor_space import (  # noqa: E402
 )
 from hnet_keras.features.descriptors import load_descriptor_net  # noqa: E402
 from hnet_keras.fileio import atomic_write_json  # noqa: E402
-from hnet_keras.scoring.difficulty import LEVELS, write_class_pairs  # noqa: E402
+from hnet_keras.scoring.difficulty import CLASS_IMAGE_SIZE, LEVELS, class_images, write_class_pairs  # noqa: E402
 from hnet_keras.scoring.real_pairs import load_real_pairs  # noqa: E402
 
-# The benchmark's own image preparation (its ``_photo`` and ``SIZE``), so the pairs are its pairs.
-_spec = importlib.util.spec_from_file_location("bench_whole_images", ROOT / "benchmarks" / "bench_whole_images.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
-
-SIZE = bench.SIZE
+SIZE = CLASS_IMAGE_SIZE
 CLASSES = ("zoom_rotation", "viewpoint", "illumination")
 PROTOCOLS = ("seed", "dense")
 METHODS = ("daisy", "sift", "learned", "learned_space")
@@ -87,12 +81,6 @@ def photo_paths(folder):
         return split_images(list_images(folder))["test"], str(folder)
     print(f"{folder}: no such folder; using the embedded test photos", file=sys.stderr)
     return embedded_photo_paths("test"), "embedded test photos"
-
-
-def benchmark_images(photos, count):
-    """Images A as the benchmark's ``_classes`` makes them: ``_photo`` of the first ``count`` photos, unreadable ones skipped."""
-    images = [(path, bench._photo(photos, index, SIZE)) for index, path in enumerate(photos[:count])]
-    return [path for path, image in images if image is not None], [image for _, image in images if image is not None]
 
 
 def class_pairs(folder, images, kind, count, seed=0):
@@ -265,7 +253,7 @@ def main(argv=None):
     if args.pairs < 1 or args.points < 1:
         parser.error("--pairs and --points must be at least 1")
     photos, source = photo_paths(args.photos)
-    used, images = benchmark_images(photos, args.pairs)
+    used, images = class_images(photos, args.pairs, SIZE)
     learned = pck.LearnedDescriptors(load_descriptor_net(args.checkpoint))
     space = DescriptorSpace(learned, name="learned_space")
     rotations = DescriptorSpace(learned, angles=args.angles, name="learned_space_rotations")

@@ -144,7 +144,7 @@ def _scores(evaluation, config):
     return {name: {"label": s["label"], "mace": round(s["mace"] * scale, 3),
                    "standard_error": round(s["standard_error"] * scale, 3),
                    "failure_rate": round(s["failure_rate"], 3),
-                   "errors": [round(float(e) * scale, 3) for e in evaluation.errors[name].mean(axis=-1)]}
+                   "errors": [round(float(e) * scale, 3) for e in evaluation.pair_errors(name)]}
             for name, s in summary.items()}
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hnet_keras.data.images import embedded_photo_paths
-from hnet_keras.scoring.difficulty import write_class_pairs
+from hnet_keras.scoring.difficulty import class_images, write_class_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("descriptor_classes", ROOT / "experiments" / "13_descriptor_classes.py")
@@ -76,7 +76,7 @@ def test_json_has_every_class_method_and_threshold_with_pck_in_range(run):
 def test_pairs_are_the_whole_image_benchmarks(run, tmp_path):
     report, _, _ = run
     photos = embedded_photo_paths("test")
-    images = [script.bench._photo(photos, index, script.SIZE) for index in range(min(PAIRS, len(photos)))]
+    _, images = class_images(photos, PAIRS)  # what benchmarks/bench_whole_images.py's classes draw
     for kind in script.CLASSES:
         folders = write_class_pairs(tmp_path / kind, images, kind, PAIRS, seed=0, size=(640, 480))
         listed = report["classes"][kind]["pair_list"]

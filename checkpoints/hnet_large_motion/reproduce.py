@@ -57,17 +57,16 @@ def train(photos, steps=None):
 
 def evaluate(photos, count=300, class_pairs=100):
     """The two test sets of the module's docstring; returns the JSON written to evaluation.json."""
-    import cv2
     import numpy as np
 
-    from hnet_keras.data.images import list_images, read_grayscale, split_images
+    from hnet_keras.data.images import list_images, split_images
     from hnet_keras.data.motion import LARGE_MOTION, sample_moved_pairs
     from hnet_keras.data.synthesis import load_prepared_images
     from hnet_keras.estimators.methods import NetworkMethod, RefinedNetworkMethod
     from hnet_keras.estimators.predict import EstimateWarning
     from hnet_keras.fileio import atomic_write_text
     from hnet_keras.nets.checkpoint import load_checkpoint
-    from hnet_keras.scoring.difficulty import write_class_pairs
+    from hnet_keras.scoring.difficulty import class_images, write_class_pairs
     from hnet_keras.scoring.evaluation import evaluate as evaluate_pairs
     from hnet_keras.scoring.real_pairs import evaluate_real_pairs, load_real_pairs
     from hnet_keras.training.presets import PRESETS
@@ -76,7 +75,7 @@ def evaluate(photos, count=300, class_pairs=100):
     networks = {name: load_checkpoint(path) for name, path in (("iterative", START), ("large_motion", OUT))}
     prepared, _ = load_prepared_images(test, PRESETS["large_motion"].synthesis)
     rng = np.random.default_rng(0)
-    pairs, offsets = sample_moved_pairs(prepared, np.arange(count) % len(prepared), rng)
+    pairs, offsets = sample_moved_pairs(prepared, np.arange(count) % len(prepared), rng, motion=LARGE_MOTION)
     methods = ["identity", "orb_ransac", "sift_ransac", "ecc"]
     for name, (model, rho) in networks.items():
         methods += [NetworkMethod(model, rho, name=name, description=f"network ({name})"),
@@ -85,18 +84,12 @@ def evaluate(photos, count=300, class_pairs=100):
     print(moved.table())
     report = {"moved_pairs": {"pairs": count, "photos": len(prepared), "seed": 0,
                               "summary": moved.summary(),
-                              "errors": {name: np.round(moved.errors[name].mean(axis=-1) if moved.errors[name].ndim > 1
-                                                        else moved.errors[name], 4).tolist() for name in moved.methods}}}
-    images = []
-    for path in test[:class_pairs]:
-        gray, _ = read_grayscale(path, warn=False)
-        if gray is not None:
-            images.append(cv2.resize(gray, (640, 480), interpolation=cv2.INTER_AREA if gray.shape[1] > 640
-                                     else cv2.INTER_LINEAR))
+                              "errors": {name: np.round(moved.pair_errors(name), 4).tolist() for name in moved.methods}}}
+    _, images = class_images(test, class_pairs)
     report["classes"] = {}
     with tempfile.TemporaryDirectory() as folder:
         for kind in ("zoom_rotation", "viewpoint", "illumination"):
-            write_class_pairs(Path(folder) / kind, images, kind, class_pairs, seed=0, size=(640, 480))
+            write_class_pairs(Path(folder) / kind, images, kind, class_pairs, seed=0)
             methods = ["sift_ransac"]
             for name, (model, rho) in networks.items():
                 methods += [NetworkMethod(model, rho, name=name, description=f"network ({name})"),
@@ -107,7 +100,7 @@ def evaluate(photos, count=300, class_pairs=100):
                 result = evaluate_real_pairs(load_real_pairs(Path(folder) / kind), methods=methods, max_side=None)
             print(f"{kind} ({class_pairs} pairs):\n{result.table()}")
             report["classes"][kind] = {"summary": result.summary(),
-                                       "errors": {name: np.round(result.errors[name], 4).tolist()
+                                       "errors": {name: np.round(result.pair_errors(name), 4).tolist()
                                                   for name in result.methods}}
     report["command"] = f"python checkpoints/hnet_large_motion/reproduce.py {photos} --phase evaluate"
     atomic_write_text(HERE / "evaluation.json", json.dumps(report, indent=1, default=float))

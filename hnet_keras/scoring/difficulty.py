@@ -33,13 +33,17 @@ import cv2
 import numpy as np
 
 from ..data import photometric
+from ..data.images import read_grayscale
 from ..data.motion import camera_tilt, similarity
 from .real_pairs import random_corner_homography, write_ppm
 
-__all__ = ["CLASSES", "LEVELS", "class_homography", "class_pair", "write_class_pairs"]
+__all__ = ["CLASSES", "LEVELS", "CLASS_IMAGE_SIZE", "class_homography", "class_pair", "read_photo", "class_images",
+           "write_class_pairs"]
 
 CLASSES = ("zoom_rotation", "viewpoint", "blur", "illumination", "jpeg", "no_motion")
 LEVELS = 4
+CLASS_IMAGE_SIZE = (640, 480)
+"""``(width, height)`` of the whole-image benchmark's images A."""
 _JPEG_QUALITY = (40, 25, 15, 8)
 _NO_MOTION_QUALITY = (80, 60, 40, 20)
 
@@ -111,6 +115,26 @@ def class_pair(image, kind, level, rng):
     h_ab = h_ab / h_ab[2, 2]
     moved = cv2.warpPerspective(image, h_ab, (width, height), flags=cv2.INTER_LINEAR)
     return _change(kind, level, moved, rng), h_ab
+
+
+def read_photo(path, size):
+    """A photo as a (H, W) uint8 gray image of ``size = (width, height)`` (area averaging when it
+    shrinks, linear when it grows), or ``None`` when it cannot be read."""
+    gray, _ = read_grayscale(path, warn=False)
+    if gray is None:
+        return None
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if gray.shape[1] > size[0] else cv2.INTER_LINEAR)
+
+
+def class_images(photos, count, size=CLASS_IMAGE_SIZE):
+    """Images A of the classes as ``benchmarks/bench_whole_images.py`` draws them: the first
+    ``count`` of ``photos`` by :func:`read_photo`, an unreadable one skipped.
+
+    Returns:
+        ``(paths, images)``: the photos used and their images, in order.
+    """
+    read = [(path, read_photo(path, size)) for path in photos[:count]]
+    return [path for path, image in read if image is not None], [image for _, image in read if image is not None]
 
 
 def write_class_pairs(folder, photos, kind, count, seed=0, size=(640, 480)):

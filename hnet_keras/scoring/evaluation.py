@@ -233,12 +233,18 @@ class Evaluation:
         if predictions is not None:
             self.predictions[method.name] = np.asarray(predictions, np.float64)
 
+    def pair_errors(self, name):
+        """(N,) each pair's mean corner error of method ``name``, px (the mean of its 4 corners on
+        synthetic pairs; real pairs store it as such)."""
+        errors = self.errors[name]
+        return errors.mean(axis=-1) if errors.ndim > 1 else errors
+
     def summary(self):
         """Per method: label, mace, standard_error (of the mean, over pairs), median, p90, score_<t>px,
         failures, failure_rate, ms_per_pair, failure_reasons."""
         result = {}
-        for name, errors in self.errors.items():
-            per_pair = errors.mean(axis=-1) if errors.ndim > 1 else errors
+        for name in self.errors:
+            per_pair = self.pair_errors(name)
             count = len(per_pair)
             nan = float("nan")
             figures = {
