@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .homographies import inside, warp_points
 from .shapes import ShapesConfig, draw_shape
-from .superpoint import CELL, SUBPIXEL_WINDOW, nms, probability_maps, refine_subpixel
+from .superpoint import CELL, SUBPIXEL_WINDOW, keypoints_from_map, nms, probability_maps
 
 __all__ = [
     "harris",
@@ -179,9 +179,7 @@ def network_detector(model, threshold=1e-3, radius=NMS_RADIUS, border=4, subpixe
     (:func:`~hnet_keras.features.superpoint.refine_subpixel`; 0 keeps whole pixels)."""
 
     def detect(image, top_k=None):
-        probability = probability_maps(model, image)[0]
-        points, scores = nms(probability, radius, threshold, top_k, border)
-        return refine_subpixel(probability, points, subpixel), scores
+        return keypoints_from_map(probability_maps(model, image)[0], radius, threshold, top_k, border, subpixel)
 
     return detect
 

@@ -65,6 +65,7 @@ __all__ = [
     "heatmap",
     "nms",
     "refine_subpixel",
+    "keypoints_from_map",
     "SUBPIXEL_WINDOW",
     "detect",
     "describe",
@@ -454,7 +455,9 @@ def refine_subpixel(probabilities, points, window=SUBPIXEL_WINDOW):
     return np.stack([xs + dx, ys + dy], axis=1)
 
 
-def _detect_in(probabilities, radius, threshold, top_k, border, subpixel):
+def keypoints_from_map(probabilities, radius=4, threshold=0.015, top_k=None, border=4, subpixel=SUBPIXEL_WINDOW):
+    """``(points (N, 2), scores (N,))`` of one probability map: :func:`nms`'s maxima, refined by
+    :func:`refine_subpixel` in a ``subpixel`` window (0 keeps whole pixels)."""
     points, scores = nms(probabilities, radius, threshold, top_k, border)
     return refine_subpixel(probabilities, points, subpixel), scores
 
@@ -480,7 +483,7 @@ def detect(model, images, threshold=0.015, radius=4, top_k=None, border=4, batch
     """Keypoints of gray images: one ``(points (N, 2), scores (N,))`` per image (see :func:`nms`),
     refined to sub-pixel positions in a ``subpixel`` window (:func:`refine_subpixel`; 0 keeps whole pixels)."""
     maps = probability_maps(model, images, batch_size)
-    return [_detect_in(m, radius, threshold, top_k, border, subpixel) for m in maps]
+    return [keypoints_from_map(m, radius, threshold, top_k, border, subpixel) for m in maps]
 
 
 def describe(model, image, points=None, threshold=0.015, radius=4, top_k=1000, border=4, subpixel=SUBPIXEL_WINDOW):
@@ -497,7 +500,7 @@ def describe(model, image, points=None, threshold=0.015, radius=4, top_k=1000, b
     """
     logits, descriptor_map = _run(model, image)
     if points is None:
-        points, scores = _detect_in(keras.ops.convert_to_numpy(heatmap(logits))[0], radius, threshold, top_k, border,
+        points, scores = keypoints_from_map(keras.ops.convert_to_numpy(heatmap(logits))[0], radius, threshold, top_k, border,
                                     subpixel)
     else:
         points = np.asarray(points, np.float64).reshape(-1, 2)
