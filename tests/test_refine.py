@@ -1,5 +1,7 @@
 """ECC refinement from an estimate: sub-pixel on real photo pairs, guarded when it cannot help."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -7,8 +9,8 @@ import pytest
 from hnet_keras.geometry import corner_errors, homography_to_offsets, offsets_to_homography
 from hnet_keras.data.images import embedded_photo_paths, read_grayscale
 from hnet_keras.estimators.contract import EstimationFailed
-from hnet_keras.estimators.refine import (ECCSettings, align_images, image_texture, normalize_contrast,
-                                          refine_homography)
+from hnet_keras.estimators.refine import (FRAME_MARGIN, ECCSettings, align_images, alignment_score, image_texture,
+                                          normalize_contrast, refine_homography)
 from hnet_keras.geometry import patch_corners, warp_points
 from hnet_keras.scoring.difficulty import class_pair
 from hnet_keras.data.synthesis import TRAIN_PROTOCOL, prepare_image, sample_pair
@@ -103,3 +105,41 @@ def test_a_converged_refinement_is_kept_unless_clearly_outscored(monkeypatch, re
     found, details = refine.align_images(image, image, start)
     assert details["chosen"] == expected  # 0.01 under the start: within REFINED_MARGIN; 0.10 under: not
     np.testing.assert_array_equal(found, refined if expected == "refined" else start)
+
+
+def _object_on_flat_background(seed):
+    """A photo's 200x260 crop on a flat 640x480 background (a product shot), and its illumination pair
+    at the hardest level: B's uncovered part is black, the only strong edge on the background."""
+    photo = read_grayscale(embedded_photo_paths("test")[0])[0]
+    image = np.full((480, 640), 180, np.uint8)
+    image[110:370, 220:420] = cv2.resize(photo, (200, 260), interpolation=cv2.INTER_AREA)
+    image_b, h_ab = class_pair(image, "illumination", 3, np.random.default_rng(seed))
+    return image, image_b, h_ab
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_ecc_leaves_the_frame_where_b_ends_out(seed):
+    """Where B's content ends, its local contrast has a strong edge A lacks; at the right alignment it
+    lies along A's frame. With the whole template ECC is pulled 7-14 px off, without A's frame sub-pixel."""
+    image, image_b, h_ab = _object_on_flat_background(seed)
+    corners = patch_corners((640, 480))
+    moved = warp_points(np.linalg.inv(h_ab), corners) + np.random.default_rng(seed).uniform(-6, 6, (4, 2))
+    start = np.linalg.inv(cv2.getPerspectiveTransform(np.float32(corners), np.float32(moved)))
+    settings = ECCSettings(levels=3, iterations=50, epsilon=1e-4, finest_iterations=10, contrast_sigma=8.0)
+
+    def error(margin):
+        found = refine_homography(image, image_b, start, dataclasses.replace(settings, template_margin=margin))
+        return np.linalg.norm(warp_points(found, corners) - warp_points(h_ab, corners), axis=-1).mean()
+
+    assert error(0) > 3.0
+    assert error(FRAME_MARGIN) < 1.0
+    assert align_images(image, image_b, start)[1]["chosen"] == "refined"  # the default leaves the frame out
+
+
+def test_the_alignment_score_leaves_the_frame_where_b_ends_out(monkeypatch):
+    from hnet_keras.estimators import refine
+
+    image, image_b, h_ab = _object_on_flat_background(2)
+    assert alignment_score(image, image_b, h_ab) > 0.9
+    monkeypatch.setattr(refine, "SCORE_MARGIN", 0)
+    assert alignment_score(image, image_b, h_ab) < 0.7  # B's black edge counted against the truth

@@ -223,7 +223,8 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
     1. Images over :data:`WORK_PIXELS` are scaled down to it (the answer is scaled back).
     2. A coarse estimate by the network (:func:`coarse_homography`).
     3. With ``refine``: ECC refinement of the images' local contrast up the image pyramid to the
-       working resolution (:data:`~hnet_keras.estimators.refine.CONTRAST_SIGMA`), and
+       working resolution (:data:`~hnet_keras.estimators.refine.CONTRAST_SIGMA`; A's frame left out,
+       :data:`~hnet_keras.estimators.refine.FRAME_MARGIN`), and
        the best of the refined estimate, the network's and the identity by normalized
        correlation (:func:`hnet_keras.estimators.refine.align_images`), so the answer is never
        worse aligned than doing nothing.
