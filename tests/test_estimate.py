@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from hnet_keras.data.images import embedded_photo_paths, read_grayscale
+from hnet_keras.estimators.contract import EstimationFailed
 from hnet_keras.estimators.predict import (
     MAX_ASPECT,
     MIN_SIDE,
@@ -136,6 +137,57 @@ def test_large_images_are_aligned_at_the_working_resolution_and_scaled_back():
     assert width * height <= WORK_PIXELS and width / height == pytest.approx(4 / 3, rel=1e-3)
     assert info["trusted"] and info["chosen"] == "refined"
     assert corner_distance(h_ab, h_true, (2400, 1800)) < 2.0  # a pixel at the working size
+
+
+class _Matches:
+    """A keypoint method stand-in: answers ``h_ab`` (or fails, as too few matches do) and counts its calls."""
+
+    def __init__(self, h_ab=None):
+        self.h_ab, self.calls = h_ab, 0
+
+    def homography(self, image_a, image_b):
+        self.calls += 1
+        if self.h_ab is None:
+            raise EstimationFailed("too few keypoints")
+        return self.h_ab
+
+
+def test_the_keypoint_start_is_tried_on_poor_alignments_only_and_kept_when_it_aligns_better():
+    from hnet_keras.estimators.predict import _try_keypoints
+
+    image_a = _photo(0, (320, 240))
+    image_b, h_true = _moved(image_a, 0.03, seed=0)
+    matches = _Matches(h_true)
+    estimate_homography(_constant_model(), image_a, image_b, rho=16, keypoints=matches)
+    assert matches.calls == 0  # the network's start aligns it: no retry, no keypoints
+    corners = patch_corners((320, 240)).astype(np.float32)
+    off = cv2.getPerspectiveTransform(corners, (corners + np.float32([[3, -2], [-2, 3], [2, 2], [-3, -1]])))
+    poor = {"chosen": "start", "scores": {"identity": 0.0, "start": 0.1}}
+    found = _try_keypoints(_Matches(h_true @ off), image_a, image_b, None, np.eye(3), poor)
+    assert poor["chosen"] == "keypoints" and poor["scores"]["keypoints"] > 0.8
+    assert corner_distance(found, h_true, (320, 240)) < 0.5  # refined from a start about 3 px off
+    for method, info in ((_Matches(), {"chosen": "start", "scores": {"start": 0.1}}),  # no keypoint answer
+                         (_Matches(h_true @ off), {"chosen": "hypothesis", "scores": {"hypothesis": 0.999}})):
+        kept = _try_keypoints(method, image_a, image_b, None, np.diag([1.0, 1.0, 1.0]), info)
+        np.testing.assert_array_equal(kept, np.eye(3))
+        assert "keypoints" not in info["scores"]
+
+
+@pytest.mark.slow
+def test_a_keypoint_start_finds_a_photo_its_exposure_crushes_to_black():
+    """Shading and a strong gamma leave little of B but highlights: the shipped network's start and every
+    hypothesis are lost; SuperPoint's matches are a start ECC refines to sub-pixel."""
+    from hnet_keras.nets.checkpoint import load_pretrained
+    from hnet_keras.scoring.difficulty import class_pair
+
+    model, rho = load_pretrained()
+    image_a = _photo(3, (640, 480))
+    image_b, h_true = class_pair(image_a, "illumination", 3, np.random.default_rng(3))
+    with pytest.warns(MismatchWarning):  # without the keypoint start: lost, and said so
+        without = estimate_homography(model, image_a, image_b, rho=rho, keypoints=False)
+    h_ab, info = estimate_homography(model, image_a, image_b, rho=rho, details=True)
+    assert corner_distance(without, h_true, (640, 480)) > 10
+    assert info["chosen"] == "keypoints" and info["trusted"] and corner_distance(h_ab, h_true, (640, 480)) < 1.0
 
 
 def test_many_pairs_at_once_give_the_answers_of_one_at_a_time():

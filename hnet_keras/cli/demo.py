@@ -34,6 +34,8 @@ def register_commands(subparsers):
     estimate.add_argument("--no-refine", action="store_true", help="the network's estimate alone, without ECC")
     estimate.add_argument("--no-hypotheses", action="store_true",
                           help="on a poor alignment, do not try large rotations and zooms (which take 1-3 s more)")
+    estimate.add_argument("--no-keypoints", action="store_true",
+                          help="on a poor alignment, do not try a start from SuperPoint keypoints")
     estimate.set_defaults(func=_run_estimate)
 
 
@@ -61,7 +63,7 @@ def _run_estimate(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimateWarning)
         h_ab, info = estimate_homography(model, images[0], images[1], rho=rho, refine=not args.no_refine, details=True,
-                                         hypotheses=not args.no_hypotheses)
+                                         hypotheses=not args.no_hypotheses, keypoints=not args.no_keypoints)
     for warning in caught:
         if issubclass(warning.category, EstimateWarning):
             print(f"hnet_keras estimate: warning: {warning.message}", file=sys.stderr)

@@ -11,6 +11,7 @@ trained with is always an argument: :func:`hnet_keras.nets.checkpoint.load_check
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import cv2
@@ -26,7 +27,9 @@ from ..data.synthesis import (
 from ..geometry import offsets_to_homography
 from ..nets.checkpoint import check_rho
 from ..nets.targets import outputs_to_offsets
+from .contract import EstimationFailed
 from .refine import MIN_ALIGNMENT_SCORE, MIN_TEXTURE, align_images, alignment_score, image_texture
+from .superpoint_method import SuperPointMethod
 
 __all__ = [
     "model_input_size",
@@ -217,7 +220,8 @@ def _patch_to_image(window, offsets):
     return np.linalg.inv(to_patch) @ offsets_to_homography(offsets, COARSE_PATCH) @ to_patch
 
 
-def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None, details=False, hypotheses=True):
+def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None, details=False, hypotheses=True,
+                        keypoints=True):
     """The homography between two whole images of any size and aspect.
 
     1. Images over :data:`WORK_PIXELS` are scaled down to it (the answer is scaled back).
@@ -238,6 +242,11 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
        that needs it and nothing on the others: none of the 20 ordinary 900x600 pairs of
        ``benchmarks/bench_whole_images.py``'s timing set needed it (0.38x SIFT's time with it,
        0.40x without, on a loaded 2-core machine).
+    5. With ``keypoints`` too, on the same poorly aligned pairs: a start from learned keypoints
+       (SuperPoint matches and RANSAC, :class:`~hnet_keras.estimators.superpoint_method.SuperPointMethod`),
+       refined the same way and kept when it scores higher. It rescues the pairs where the
+       network sees too little: a lone object on a plain background, a photo whose exposure
+       crushes most of it to black. MEASURED
 
     Image B may differ in size from A: it is resized to A's size first and the result
     composed with that scaling. An answer not to be trusted comes with an
@@ -257,9 +266,12 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
         refine: refine the network's estimate (default) or return it as is.
         settings: :class:`hnet_keras.estimators.refine.ECCSettings` for the refinement.
         hypotheses: try the large-motion hypotheses on a poorly aligned answer (step 4; on by default).
+        keypoints: the keypoint start of step 5: ``True`` (the default) for the shipped SuperPoint,
+            loaded on the first pair that needs it; a method with a ``homography(gray_a, gray_b)``
+            (:class:`~hnet_keras.estimators.contract.Method`); ``False`` for none. Only with ``hypotheses``.
         details: also return a dict: ``chosen`` (``"refined"``, ``"start"`` (the
-            network's), ``"identity"`` or ``"hypothesis"``, with ``hypothesis`` its
-            ``{"angle", "scale"}``), ``scores`` (each candidate's alignment score),
+            network's), ``"identity"``, ``"hypothesis"``, with ``hypothesis`` its
+            ``{"angle", "scale"}``, or ``"keypoints"``), ``scores`` (each candidate's alignment score),
             ``score`` (the chosen one's), ``trusted``, ``warnings`` (their one-line
             messages), ``fallback`` (why the refinement was not used, or ``None``),
             ``texture`` (of A and B) and ``working_size`` (``(width, height)`` aligned at).
@@ -270,13 +282,14 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
         ``details``, ``(H_ab, details)``.
     """
     found = estimate_homographies(model, [(image_a, image_b)], rho, refine=refine, settings=settings,
-                                  hypotheses=hypotheses)[0]
+                                  hypotheses=hypotheses, keypoints=keypoints)[0]
     for message, category in found[1].pop("_warnings"):
         warnings.warn(message, category, stacklevel=2)
     return found if details else found[0]
 
 
-def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_size=64, hypotheses=True):
+def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_size=64, hypotheses=True,
+                          keypoints=True):
     """:func:`estimate_homography` of many ``(image_a, image_b)`` pairs at once: the network's
     passes run batched over all pairs (throughput), each pair's refinement on its own.
 
@@ -298,6 +311,9 @@ def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_s
             info.update(aligned)
             if hypotheses and (aligned["scores"][aligned["chosen"]] < RETRY_SCORE or aligned["chosen"] != "refined"):
                 h_ab = _try_hypotheses(model, gray_a, gray_b, rho, settings, batch_size, h_ab, info)
+                if keypoints is not False and keypoints is not None:
+                    method = _shipped_keypoints() if keypoints is True else keypoints
+                    h_ab = _try_keypoints(method, gray_a, gray_b, settings, h_ab, info)
         else:
             info["scores"] = {info["chosen"]: alignment_score(gray_a, gray_b, h_ab)}
         info["score"] = info["scores"][info["chosen"]]
@@ -377,4 +393,27 @@ def _try_hypotheses(model, gray_a, gray_b, rho, settings, batch_size, h_ab, info
             angle, scale, _ = hypotheses[index]
             info.update(chosen="hypothesis", hypothesis={"angle": angle, "scale": scale}, fallback=aligned["fallback"])
             info["scores"]["hypothesis"] = score
+    return h_ab
+
+
+@functools.cache
+def _shipped_keypoints():
+    """The shipped SuperPoint as a keypoint method, one per process (its network loads on first use)."""
+    return SuperPointMethod()
+
+
+def _try_keypoints(method, gray_a, gray_b, settings, h_ab, info):
+    """The keypoint method's ``H_ab`` as one more start: refined by :func:`align_images` and returned when it
+    scores higher than ``info``'s chosen answer (``chosen`` becomes ``"keypoints"``); else ``h_ab``."""
+    try:
+        start = np.asarray(method.homography(gray_a, gray_b), np.float64)
+    except EstimationFailed:
+        return h_ab  # too few keypoints or matches: nothing to try
+    found, aligned = align_images(gray_a, gray_b, start / start[2, 2], settings)
+    score = aligned["scores"][aligned["chosen"]]
+    if aligned["chosen"] != "identity" and score > info["scores"][info["chosen"]]:
+        info.pop("hypothesis", None)
+        info.update(chosen="keypoints", fallback=aligned["fallback"])
+        info["scores"]["keypoints"] = score
+        return found
     return h_ab
