@@ -68,7 +68,8 @@ NETWORK_METHODS = ("network", "network+ecc")
 patches; on whole images without the large-motion hypotheses, for comparison)."""
 
 HYPOTHESES_METHOD = "network+ecc+hypotheses"
-"""``network+ecc`` that, on whole images it aligns poorly, also tries large rotations and zooms:
+"""``network+ecc`` that, on whole images it aligns poorly, also tries large rotations and zooms and a
+start from SuperPoint keypoints:
 the default pipeline of :func:`~hnet_keras.estimators.predict.estimate_homography` and of the
 ``estimate`` command, and a default method of ``evaluate-pairs``. On patches it is ``network+ecc``."""
 
@@ -151,7 +152,7 @@ class RefinedNetworkMethod(NetworkMethod):
         self.hypotheses = hypotheses
         self.last_choice = None
         """The candidate the last :meth:`homography` kept: ``refined``, ``start`` (the network's),
-        ``identity`` or ``hypothesis (angle, zoom)``."""
+        ``identity``, ``hypothesis (angle, zoom)`` or ``keypoints``."""
 
     def homography(self, image_a, image_b):
         """The whole-image pipeline; :attr:`last_choice` then says which candidate it kept."""

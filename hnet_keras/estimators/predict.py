@@ -246,7 +246,11 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
        (SuperPoint matches and RANSAC, :class:`~hnet_keras.estimators.superpoint_method.SuperPointMethod`),
        refined the same way and kept when it scores higher. It rescues the pairs where the
        network sees too little: a lone object on a plain background, a photo whose exposure
-       crushes most of it to black. MEASURED
+       crushes most of it to black. On the whole-image classes of the validation photos (seed 1,
+       100 pairs each), illumination went from 97 to 100 pairs within 3 px and JPEG from 99 to
+       100; on the test photos' illumination pairs from 99 to 100 (one pair from 184 px to 1.2).
+       Ordinary pairs never reach it; on 60 unrelated photo pairs the best answer still scored
+       0.07 at most.
 
     Image B may differ in size from A: it is resized to A's size first and the result
     composed with that scaling. An answer not to be trusted comes with an
