@@ -98,7 +98,8 @@ def test_a_large_rotation_and_zoom_is_found_by_the_hypotheses():
     with pytest.warns(MismatchWarning):  # without the hypotheses: not found, and said so
         _, alone = estimate_homography(_constant_model(), image_a, image_b, rho=16, details=True, hypotheses=False)
     assert alone["chosen"] != "hypothesis"
-    h_ab, info = estimate_homography(_constant_model(), image_a, image_b, rho=16, details=True)  # on by default
+    h_ab, info = estimate_homography(_constant_model(), image_a, image_b, rho=16, details=True,  # on by default
+                                     keypoints=False)  # the keypoint start is another test's subject
     assert info["chosen"] == "hypothesis" and info["hypothesis"] == {"angle": 90, "scale": 1.41}
     assert info["trusted"] and corner_distance(h_ab, h_true, (320, 240)) < 1.0
 
@@ -162,15 +163,22 @@ def test_the_keypoint_start_is_tried_on_poor_alignments_only_and_kept_when_it_al
     assert matches.calls == 0  # the network's start aligns it: no retry, no keypoints
     corners = patch_corners((320, 240)).astype(np.float32)
     off = cv2.getPerspectiveTransform(corners, (corners + np.float32([[3, -2], [-2, 3], [2, 2], [-3, -1]])))
-    poor = {"chosen": "start", "scores": {"identity": 0.0, "start": 0.1}}
+    poor = {"chosen": "hypothesis", "hypothesis": {"angle": 30, "scale": 1.0}, "scores": {"hypothesis": 0.1}}
     found = _try_keypoints(_Matches(h_true @ off), image_a, image_b, None, np.eye(3), poor)
-    assert poor["chosen"] == "keypoints" and poor["scores"]["keypoints"] > 0.8
+    assert poor["chosen"] == "keypoints" and poor["scores"]["keypoints"] > 0.8 and "hypothesis" not in poor
     assert corner_distance(found, h_true, (320, 240)) < 0.5  # refined from a start about 3 px off
+    previous = np.diag([1.1, 0.9, 1.0])
     for method, info in ((_Matches(), {"chosen": "start", "scores": {"start": 0.1}}),  # no keypoint answer
-                         (_Matches(h_true @ off), {"chosen": "hypothesis", "scores": {"hypothesis": 0.999}})):
-        kept = _try_keypoints(method, image_a, image_b, None, np.diag([1.0, 1.0, 1.0]), info)
-        np.testing.assert_array_equal(kept, np.eye(3))
-        assert "keypoints" not in info["scores"]
+                         (_Matches(h_true @ off), {"chosen": "start", "scores": {"start": 1.5}})):  # outscored
+        np.testing.assert_array_equal(_try_keypoints(method, image_a, image_b, None, previous, info), previous)
+        assert "keypoints" not in info["scores"] and info["chosen"] == "start"
+    unrelated, matches = _photo(1, (320, 240)), _Matches()
+    with pytest.warns(MismatchWarning):  # a poor alignment: the keypoint start is tried (and finds nothing)
+        estimate_homography(_constant_model(), image_a, unrelated, rho=16, keypoints=matches)
+    assert matches.calls == 1
+    with pytest.warns(MismatchWarning):  # not without the retry
+        estimate_homography(_constant_model(), image_a, unrelated, rho=16, keypoints=matches, hypotheses=False)
+    assert matches.calls == 1
 
 
 @pytest.mark.slow

@@ -33,7 +33,8 @@ def register_commands(subparsers):
     estimate.add_argument("--overlay", default=None, type=image_file_to_write, help="write A with B warped onto it here (PNG)")
     estimate.add_argument("--no-refine", action="store_true", help="the network's estimate alone, without ECC")
     estimate.add_argument("--no-hypotheses", action="store_true",
-                          help="on a poor alignment, do not try large rotations and zooms (which take 1-3 s more)")
+                          help="on a poor alignment, do not try large rotations and zooms (which take 1-3 s more), "
+                               "nor the keypoint start")
     estimate.add_argument("--no-keypoints", action="store_true",
                           help="on a poor alignment, do not try a start from SuperPoint keypoints")
     estimate.set_defaults(func=_run_estimate)

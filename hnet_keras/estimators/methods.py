@@ -140,16 +140,16 @@ class RefinedNetworkMethod(NetworkMethod):
     than its bound (:class:`~hnet_keras.estimators.refine.ECCSettings`) from the network's guess, the
     network's estimate stays: the pair is counted as failed with the reason, and keeps
     the network's offsets (not the identity's). On whole images
-    (:meth:`homography`) it is :func:`hnet_keras.estimators.predict.estimate_homography`'s pipeline.
-    A pair's time is its share of the network's batch plus its refinement.
+    (:meth:`homography`) it is :func:`hnet_keras.estimators.predict.estimate_homography`'s pipeline,
+    with its ``hypotheses`` and ``keypoints``. A pair's time is its share of the network's batch plus its refinement.
     """
 
     def __init__(self, model, rho, batch_size=64, name="network+ecc", description=None, settings=None,
-                 hypotheses=False):
+                 hypotheses=False, keypoints=True):
         default = f"HomographyNet + ECC{' + hypotheses' if hypotheses else ''} ({getattr(model, 'name', 'model')})"
         super().__init__(model, rho, batch_size, name, description or default)
         self.settings = settings or ECCSettings()
-        self.hypotheses = hypotheses
+        self.hypotheses, self.keypoints = hypotheses, keypoints
         self.last_choice = None
         """The candidate the last :meth:`homography` kept: ``refined``, ``start`` (the network's),
         ``identity``, ``hypothesis (angle, zoom)`` or ``keypoints``."""
@@ -158,7 +158,7 @@ class RefinedNetworkMethod(NetworkMethod):
         """The whole-image pipeline; :attr:`last_choice` then says which candidate it kept."""
         self.last_choice = None
         h_ab, info = estimate_homography(self.model, image_a, image_b, rho=self.rho, hypotheses=self.hypotheses,
-                                         details=True)
+                                         keypoints=self.keypoints, details=True)
         hypothesis = info.get("hypothesis")
         self.last_choice = info["chosen"] + (
             f" ({hypothesis['angle']:g} deg, zoom {hypothesis['scale']:g})" if hypothesis else "")

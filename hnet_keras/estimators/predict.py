@@ -228,7 +228,7 @@ def estimate_homography(model, image_a, image_b, rho, refine=True, settings=None
     2. A coarse estimate by the network (:func:`coarse_homography`).
     3. With ``refine``: ECC refinement of the images' local contrast up the image pyramid to the
        working resolution (:data:`~hnet_keras.estimators.refine.CONTRAST_SIGMA`; A's frame left out,
-       :data:`~hnet_keras.estimators.refine.FRAME_MARGIN`), and
+       :data:`~hnet_keras.estimators.refine.FRAME_MARGIN`; both with the default ``settings``), and
        the best of the refined estimate, the network's and the identity by normalized
        correlation (:func:`hnet_keras.estimators.refine.align_images`), so the answer is never
        worse aligned than doing nothing.
@@ -315,7 +315,7 @@ def estimate_homographies(model, pairs, rho, refine=True, settings=None, batch_s
             info.update(aligned)
             if hypotheses and (aligned["scores"][aligned["chosen"]] < RETRY_SCORE or aligned["chosen"] != "refined"):
                 h_ab = _try_hypotheses(model, gray_a, gray_b, rho, settings, batch_size, h_ab, info)
-                if keypoints is not False and keypoints is not None:
+                if keypoints:
                     method = _shipped_keypoints() if keypoints is True else keypoints
                     h_ab = _try_keypoints(method, gray_a, gray_b, settings, h_ab, info)
         else:
@@ -402,7 +402,8 @@ def _try_hypotheses(model, gray_a, gray_b, rho, settings, batch_size, h_ab, info
 
 @functools.cache
 def _shipped_keypoints():
-    """The shipped SuperPoint as a keypoint method, one per process (its network loads on first use)."""
+    """The shipped SuperPoint as a keypoint method, one per process: its network loads on first use
+    (``checkpoints/superpoint/`` or ``$HNET_KERAS_SUPERPOINT`` as it is then) and stays loaded."""
     return SuperPointMethod()
 
 
@@ -411,8 +412,10 @@ def _try_keypoints(method, gray_a, gray_b, settings, h_ab, info):
     scores higher than ``info``'s chosen answer (``chosen`` becomes ``"keypoints"``); else ``h_ab``."""
     try:
         start = np.asarray(method.homography(gray_a, gray_b), np.float64)
-    except EstimationFailed:
-        return h_ab  # too few keypoints or matches: nothing to try
+    except (EstimationFailed, cv2.error, np.linalg.LinAlgError):
+        return h_ab  # too few keypoints or matches, or a degenerate fit: nothing to try
+    if start.shape != (3, 3) or not np.all(np.isfinite(start)) or abs(start[2, 2]) < 1e-12:
+        return h_ab
     found, aligned = align_images(gray_a, gray_b, start / start[2, 2], settings)
     score = aligned["scores"][aligned["chosen"]]
     if aligned["chosen"] != "identity" and score > info["scores"][info["chosen"]]:

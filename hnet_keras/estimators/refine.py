@@ -285,9 +285,9 @@ def _filtered_score(filtered_a, filtered_b, h_ab):
                                       (width, height), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP).astype(bool)
     except cv2.error:
         return -1.0
+    covered &= _interior(covered.shape, SCORE_MARGIN).astype(bool)
     if covered.sum() < 0.1 * covered.size:
         return -1.0
-    covered &= _interior(covered.shape, SCORE_MARGIN).astype(bool)
     a, b = filtered_a[covered], warped[covered]
     a, b = a - a.mean(), b - b.mean()
     denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
