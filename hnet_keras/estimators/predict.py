@@ -387,17 +387,26 @@ def _try_hypotheses(model, gray_a, gray_b, rho, settings, batch_size, h_ab, info
     residuals = coarse_homographies(model, moved, rho, passes=2, batch_size=batch_size)
     candidates = [start @ residual for (_, _, start), residual in zip(hypotheses, residuals)]
     screened = [alignment_score(small_a, small_b, candidate) for candidate in candidates]
-    best = info["scores"][info["chosen"]]
     for index in np.argsort(screened)[::-1][:keep]:
         start = np.linalg.inv(to_small) @ candidates[index] @ to_small
-        found, aligned = align_images(gray_a, gray_b, start / start[2, 2], settings)
-        score = aligned["scores"][aligned["chosen"]]
-        if aligned["chosen"] != "identity" and score > best:
-            best, h_ab = score, found
-            angle, scale, _ = hypotheses[index]
-            info.update(chosen="hypothesis", hypothesis={"angle": angle, "scale": scale}, fallback=aligned["fallback"])
-            info["scores"]["hypothesis"] = score
+        angle, scale, _ = hypotheses[index]
+        h_ab = _keep_if_better(gray_a, gray_b, start, settings, h_ab, info, "hypothesis",
+                               hypothesis={"angle": angle, "scale": scale})
     return h_ab
+
+
+def _keep_if_better(gray_a, gray_b, start, settings, h_ab, info, chosen, **extra):
+    """``start`` refined by :func:`align_images`; returned, with ``info`` updated (``chosen``, its score,
+    ``fallback`` and ``extra``), when it is not the identity and scores higher than ``info``'s chosen
+    answer; else ``h_ab``, ``info`` unchanged."""
+    found, aligned = align_images(gray_a, gray_b, start / start[2, 2], settings)
+    score = aligned["scores"][aligned["chosen"]]
+    if aligned["chosen"] == "identity" or score <= info["scores"][info["chosen"]]:
+        return h_ab
+    info.pop("hypothesis", None)
+    info.update(chosen=chosen, fallback=aligned["fallback"], **extra)
+    info["scores"][chosen] = score
+    return found
 
 
 @functools.cache
@@ -416,11 +425,4 @@ def _try_keypoints(method, gray_a, gray_b, settings, h_ab, info):
         return h_ab  # too few keypoints or matches, or a degenerate fit: nothing to try
     if start.shape != (3, 3) or not np.all(np.isfinite(start)) or abs(start[2, 2]) < 1e-12:
         return h_ab
-    found, aligned = align_images(gray_a, gray_b, start / start[2, 2], settings)
-    score = aligned["scores"][aligned["chosen"]]
-    if aligned["chosen"] != "identity" and score > info["scores"][info["chosen"]]:
-        info.pop("hypothesis", None)
-        info.update(chosen="keypoints", fallback=aligned["fallback"])
-        info["scores"]["keypoints"] = score
-        return found
-    return h_ab
+    return _keep_if_better(gray_a, gray_b, start, settings, h_ab, info, "keypoints")
